@@ -1,0 +1,292 @@
+/*
+ * microcrad.h - the public API of microcrad, a scalar reverse-mode autodiff engine.
+ *
+ * Every number is a Value node. A node records the operation that produced it and
+ * holds one reference to each of its operands, so a graph stays alive exactly as
+ * long as something refers to its root.
+ *
+ * Ownership, in one rule: every function that returns a `Value *` hands the caller
+ * one new reference, and the caller gives it back with value_release(). Operations
+ * retain their operands themselves; a caller may release its own handle to an
+ * operand as soon as the operation has returned. Pointers obtained from value_prev()
+ * are borrowed: they stay valid while the node that holds them is alive.
+ *
+ * Errors: no function crashes or returns a silently wrong answer on a NULL, released
+ * or foreign pointer. Functions returning `Value *` return NULL, functions returning
+ * `double` return NaN, functions returning `int` return a negative
+ * `microcrad_status`; in every case microcrad_last_error() then describes what went
+ * wrong (and, unless silenced with microcrad_set_quiet(), the message is also printed
+ * to stderr). On error nothing is allocated, retained or changed.
+ *
+ * Numbers are IEEE-754 doubles with PyTorch's semantics: log(0) = -inf,
+ * log(-1) = nan, 1/0 = inf, and gradients follow the same rules (d log(x)/dx at 0 is
+ * inf). relu'(0) = 0, as in micrograd. Compile-time contraction of a*b+c into fused
+ * multiply-adds is disabled, so results are reproducible bit for bit.
+ *
+ * Threads: reference counts are C11 atomics, so any thread may retain or release any
+ * node at any time. Everything else that writes to nodes (value_backward,
+ * value_zero_grad, value_set_data, value_set_grad) must not run concurrently on
+ * graphs that share nodes: the caller serialises those, for example with a mutex.
+ *
+ * The magic canary: a live node carries MICROCRAD_MAGIC_LIVE; just before its memory
+ * is returned, a freed node is overwritten with MICROCRAD_MAGIC_DEAD (every bit
+ * flipped). Every public function checks it, which catches a released node as long
+ * as its memory has not been handed out again, and most pointers that never were a
+ * Value. It cannot catch a pointer to memory that has since been reused for a new
+ * node, nor protect against a pointer to unmapped memory (that still faults). Under
+ * AddressSanitizer, ASan's own heap-use-after-free report fires first and is the
+ * detector to rely on.
+ */
+#ifndef MICROCRAD_H
+#define MICROCRAD_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#ifdef __cplusplus
+#error "microcrad.h is a C11 header (it uses _Atomic); include it from C"
+#endif
+
+#if defined(_WIN32)
+#define MICROCRAD_API __declspec(dllexport)
+#else
+#define MICROCRAD_API __attribute__((visibility("default")))
+#endif
+
+/* ------------------------------------------------------------------------------ */
+/* The node                                                                        */
+/* ------------------------------------------------------------------------------ */
+
+/** Canary of a live node: "mcrv". */
+#define MICROCRAD_MAGIC_LIVE 0x6D637276u
+/** Canary written into a node as it is freed: every bit of the live value flipped. */
+#define MICROCRAD_MAGIC_DEAD (~MICROCRAD_MAGIC_LIVE & 0xFFFFFFFFu)
+
+/** The operation that produced a node. */
+typedef enum microcrad_op {
+    MICROCRAD_OP_LEAF = 0,   /**< a leaf: value_create_leaf, or value_create with no operands */
+    MICROCRAD_OP_CUSTOM,     /**< value_create with operands: no gradient flows through it */
+    MICROCRAD_OP_ADD,        /**< a + b */
+    MICROCRAD_OP_SUB,        /**< a - b */
+    MICROCRAD_OP_MUL,        /**< a * b */
+    MICROCRAD_OP_DIV,        /**< a / b */
+    MICROCRAD_OP_NEG,        /**< -a */
+    MICROCRAD_OP_POW,        /**< a ** b, b a Value */
+    MICROCRAD_OP_POW_CONST,  /**< a ** param, param a constant */
+    MICROCRAD_OP_EXP,        /**< exp(a) */
+    MICROCRAD_OP_LOG,        /**< natural log(a) */
+    MICROCRAD_OP_RELU,       /**< max(a, 0) */
+    MICROCRAD_OP_TANH,       /**< tanh(a) */
+    MICROCRAD_OP_SIGMOID,    /**< 1 / (1 + exp(-a)) */
+    MICROCRAD_OP_SUM,        /**< a0 + a1 + ... (n-ary, left to right) */
+    MICROCRAD_OP_COUNT_      /**< number of ops; not an op */
+} microcrad_op;
+
+/**
+ * A node of the graph. C programs may read `data` and `grad` directly and may write
+ * `data` of a leaf; everything else is managed by the library and must only be
+ * changed through the functions below.
+ *
+ * Layout (48 bytes on 64-bit platforms; a node's operand pointers are stored right
+ * after it in the same allocation, so a binary node takes 64 bytes):
+ */
+typedef struct Value Value;
+struct Value {
+    double data;                /**< result of the forward computation */
+    double grad;                /**< d(root)/d(this node), filled in by value_backward */
+    Value **prev;               /**< the n_prevs operands; the node owns one reference to each */
+    double param;               /**< the op's constant parameter (the exponent of POW_CONST) */
+    _Atomic uint32_t ref_count; /**< references held to this node (read with value_ref_count) */
+    uint32_t n_prevs;           /**< number of operands */
+    uint32_t magic;             /**< MICROCRAD_MAGIC_LIVE while alive */
+    uint16_t op;                /**< a microcrad_op */
+    uint16_t flags;             /**< internal traversal marks; do not touch */
+};
+
+/** Status codes returned by the functions that return `int`. */
+typedef enum microcrad_status {
+    MICROCRAD_OK = 0,
+    MICROCRAD_ERR_NULL = -1,      /**< a required pointer argument was NULL */
+    MICROCRAD_ERR_RELEASED = -2,  /**< a Value was already freed (canary reads DEAD) */
+    MICROCRAD_ERR_FOREIGN = -3,   /**< a pointer that is not a Value (canary is garbage) */
+    MICROCRAD_ERR_NOMEM = -4,     /**< an allocation failed */
+    MICROCRAD_ERR_ARGUMENT = -5,  /**< an argument is out of range (a negative count, ...) */
+    MICROCRAD_ERR_OVERFLOW = -6   /**< a reference count would pass UINT32_MAX */
+} microcrad_status;
+
+/* ------------------------------------------------------------------------------ */
+/* Creating nodes                                                                  */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * The general constructor: a node holding `data`, with `n_prevs` operands taken from
+ * `prev[0..n_prevs-1]`, each of which is retained. With no operands the node is a
+ * leaf (op MICROCRAD_OP_LEAF); with operands it is an opaque MICROCRAD_OP_CUSTOM node
+ * that keeps its operands alive but passes no gradient to them.
+ * `prev` is copied; the caller keeps ownership of the array and of its references.
+ *
+ * Returns a new node (one reference, owned by the caller), or NULL when n_prevs is
+ * negative, prev is NULL while n_prevs > 0, an operand is not a live Value, an
+ * operand's reference count would overflow, or memory runs out.
+ */
+MICROCRAD_API Value *value_create(double data, int32_t n_prevs, Value **prev);
+
+/** A leaf holding `data`. Returns a new node (one reference), or NULL when memory runs out. */
+MICROCRAD_API Value *value_create_leaf(double data);
+
+/*
+ * Operations. Each returns a new node owning one reference for the caller; the node
+ * retains its operands. On a NULL, released or foreign operand, or when memory runs
+ * out, each returns NULL and changes nothing. The same node may be passed for both
+ * operands (value_mul(a, a) is a squared).
+ */
+MICROCRAD_API Value *value_add(Value *a, Value *b);         /**< a + b */
+MICROCRAD_API Value *value_sub(Value *a, Value *b);         /**< a - b */
+MICROCRAD_API Value *value_mul(Value *a, Value *b);         /**< a * b */
+MICROCRAD_API Value *value_div(Value *a, Value *b);         /**< a / b (1/0 = inf, 0/0 = nan) */
+MICROCRAD_API Value *value_neg(Value *a);                   /**< -a */
+/** base ** exponent, both Values. The exponent's gradient is base**exponent * log(base),
+ *  taken as 0 where base == 0 and exponent >= 0 (as PyTorch does). */
+MICROCRAD_API Value *value_pow(Value *base, Value *exponent);
+/** base ** exponent for a constant exponent, stored in the node's `param`. */
+MICROCRAD_API Value *value_pow_const(Value *base, double exponent);
+MICROCRAD_API Value *value_exp(Value *a);                   /**< e ** a */
+MICROCRAD_API Value *value_log(Value *a);                   /**< natural log: log(0) = -inf, log(<0) = nan */
+MICROCRAD_API Value *value_relu(Value *a);                  /**< max(a, 0); gradient 0 at a == 0 */
+MICROCRAD_API Value *value_tanh(Value *a);                  /**< tanh(a) */
+MICROCRAD_API Value *value_sigmoid(Value *a);               /**< 1 / (1 + exp(-a)), computed without overflow */
+
+/**
+ * The n-ary sum terms[0] + terms[1] + ... + terms[n-1], added left to right, as one
+ * node with n operands. A node may appear several times. n == 0 gives a node holding
+ * 0. Returns NULL when n is negative, terms is NULL while n > 0, a term is not a live
+ * Value, or memory runs out. `terms` is copied.
+ */
+MICROCRAD_API Value *value_sum(int32_t n, Value *const *terms);
+
+/* ------------------------------------------------------------------------------ */
+/* References                                                                      */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Takes one more reference to `v`. Returns MICROCRAD_OK, or a negative status when v is
+ * NULL, released or foreign, or when its count is already UINT32_MAX (the count is then
+ * left unchanged).
+ */
+MICROCRAD_API int value_retain(Value *v);
+
+/**
+ * Gives back one reference. When the last one goes, the node is freed and releases its
+ * operands in turn, which may free them as well. Freeing is iterative and allocates
+ * nothing, so a chain of any length is released without deep recursion and even when
+ * memory is exhausted. Returns MICROCRAD_OK, or a negative status when v is NULL,
+ * released or foreign (nothing is then changed).
+ */
+MICROCRAD_API int value_release(Value *v);
+
+/** The number of references held to `v`, or 0 (with an error) when v is not a live Value. */
+MICROCRAD_API uint32_t value_ref_count(const Value *v);
+
+/* ------------------------------------------------------------------------------ */
+/* Gradients                                                                       */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Back-propagates from `root`: orders the graph topologically (iteratively, so depth is
+ * limited only by memory), sets the gradient of every interior node to 0, adds 1 to
+ * the root's gradient and applies each op's backward rule in reverse order.
+ *
+ * Calling it again on the same graph gives the same interior gradients (they are
+ * recomputed, never doubled) while leaf gradients accumulate, as in micrograd and
+ * PyTorch; reset them with value_zero_grad(). The root's own gradient is 1 after the
+ * call when the root is an interior node; a leaf root accumulates like any leaf.
+ *
+ * Returns MICROCRAD_OK, or a negative status when root is not a live Value or when the
+ * temporary arrays (8 to 24 bytes a node) cannot be allocated; no gradient is changed
+ * on error.
+ */
+MICROCRAD_API int value_backward(Value *root);
+
+/**
+ * Sets the gradient of every node reachable from `root` (the root included) to 0.
+ * Returns MICROCRAD_OK, or a negative status when root is not a live Value or memory
+ * runs out (no gradient is changed on error).
+ */
+MICROCRAD_API int value_zero_grad(Value *root);
+
+/* ------------------------------------------------------------------------------ */
+/* Accessors: checked reads and writes, for callers that cannot use the struct.     */
+/* ------------------------------------------------------------------------------ */
+
+/** v->data, or NaN (with an error) when v is not a live Value. */
+MICROCRAD_API double value_data(const Value *v);
+/** v->grad, or NaN (with an error) when v is not a live Value. */
+MICROCRAD_API double value_grad(const Value *v);
+/** Sets v->data. The node's result is overwritten as given; nodes computed from it are
+ *  not recomputed. Returns MICROCRAD_OK or a negative status. */
+MICROCRAD_API int value_set_data(Value *v, double data);
+/** Sets v->grad. Returns MICROCRAD_OK or a negative status. */
+MICROCRAD_API int value_set_grad(Value *v, double grad);
+/** The node's microcrad_op, or a negative status when v is not a live Value. */
+MICROCRAD_API int value_op(const Value *v);
+/** The node's op parameter (the constant exponent of POW_CONST, else 0), or NaN on error. */
+MICROCRAD_API double value_param(const Value *v);
+/** The number of operands, or a negative status when v is not a live Value. */
+MICROCRAD_API int64_t value_n_prevs(const Value *v);
+/** Operand i, borrowed (no reference is added), or NULL when v is not a live Value or
+ *  i >= n_prevs. */
+MICROCRAD_API Value *value_prev(const Value *v, uint32_t i);
+/** A short symbol for an op ("+", "*", "**", "exp", "ReLU", ...), as micrograd names
+ *  them; "" for a leaf; "?" for a number that is not an op. Static storage. */
+MICROCRAD_API const char *microcrad_op_name(int op);
+
+/* ------------------------------------------------------------------------------ */
+/* Library state                                                                   */
+/* ------------------------------------------------------------------------------ */
+
+/** How many nodes are allocated and not yet freed, over all threads. */
+MICROCRAD_API int64_t microcrad_live_values(void);
+
+/**
+ * The message of the last error raised on the calling thread ("" if none yet). The text
+ * lives in thread-local storage and is overwritten by the next error on that thread.
+ */
+MICROCRAD_API const char *microcrad_last_error(void);
+
+/** Clears the calling thread's last error. */
+MICROCRAD_API void microcrad_clear_error(void);
+
+/** quiet != 0 stops errors being printed to stderr (they are still recorded for
+ *  microcrad_last_error). Returns the previous setting. Applies to all threads. */
+MICROCRAD_API int microcrad_set_quiet(int quiet);
+
+/** The human-readable name of a status code ("out of memory", ...). Static storage. */
+MICROCRAD_API const char *microcrad_status_string(int status);
+
+/** The library version, "MAJOR.MINOR.PATCH". Static storage. */
+MICROCRAD_API const char *microcrad_version(void);
+
+/** Bits of MICROCRAD_BUILD_* saying how this copy of the library was compiled. */
+MICROCRAD_API unsigned microcrad_build_features(void);
+#define MICROCRAD_BUILD_ASAN 1u     /**< built with AddressSanitizer */
+#define MICROCRAD_BUILD_TSAN 2u     /**< built with ThreadSanitizer */
+#define MICROCRAD_BUILD_UBSAN 4u    /**< built with UndefinedBehaviorSanitizer */
+#define MICROCRAD_BUILD_VALGRIND 8u /**< plain malloc, no node pool (Valgrind and sanitizer builds) */
+
+/* ------------------------------------------------------------------------------ */
+/* Test hooks                                                                      */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Makes the n-th allocation from now fail (n >= 1), once; n == 0 cancels a pending
+ * failure. Together with microcrad_allocation_count() this lets a test walk every
+ * allocation site of an operation. Global to all threads. Returns MICROCRAD_OK, or
+ * MICROCRAD_ERR_ARGUMENT for a negative n.
+ */
+MICROCRAD_API int microcrad_fail_allocation(int64_t n);
+
+/** How many allocations the library has attempted since it was loaded (a counter that
+ *  only grows; failed attempts count too). */
+MICROCRAD_API int64_t microcrad_allocation_count(void);
+
+#endif /* MICROCRAD_H */

@@ -1,0 +1,97 @@
+/*
+ * accessors.c - checked reads and writes of a node's fields, for callers (such as
+ * Python through ctypes) that should not touch the struct directly.
+ */
+#include "internal.h"
+
+#include <math.h>
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
+#define __SANITIZE_ADDRESS__ 1
+#endif
+#if __has_feature(thread_sanitizer) && !defined(__SANITIZE_THREAD__)
+#define __SANITIZE_THREAD__ 1
+#endif
+#endif
+
+double value_data(const Value *v)
+{
+    return mc_check_value(v, "value_data", 1) == MICROCRAD_OK ? v->data : NAN;
+}
+
+double value_grad(const Value *v)
+{
+    return mc_check_value(v, "value_grad", 1) == MICROCRAD_OK ? v->grad : NAN;
+}
+
+int value_set_data(Value *v, double data)
+{
+    int status = mc_check_value(v, "value_set_data", 1);
+    if (status == MICROCRAD_OK)
+        v->data = data;
+    return status;
+}
+
+int value_set_grad(Value *v, double grad)
+{
+    int status = mc_check_value(v, "value_set_grad", 1);
+    if (status == MICROCRAD_OK)
+        v->grad = grad;
+    return status;
+}
+
+int value_op(const Value *v)
+{
+    int status = mc_check_value(v, "value_op", 1);
+    return status == MICROCRAD_OK ? v->op : status;
+}
+
+double value_param(const Value *v)
+{
+    return mc_check_value(v, "value_param", 1) == MICROCRAD_OK ? v->param : NAN;
+}
+
+int64_t value_n_prevs(const Value *v)
+{
+    int status = mc_check_value(v, "value_n_prevs", 1);
+    return status == MICROCRAD_OK ? (int64_t)v->n_prevs : status;
+}
+
+Value *value_prev(const Value *v, uint32_t i)
+{
+    if (mc_check_value(v, "value_prev", 1) != MICROCRAD_OK)
+        return NULL;
+    if (i >= v->n_prevs) {
+        mc_error(MICROCRAD_ERR_ARGUMENT, "value_prev: index %u out of range (node has %u operands)",
+                 (unsigned)i, (unsigned)v->n_prevs);
+        return NULL;
+    }
+    return v->prev[i];
+}
+
+const char *microcrad_op_name(int op)
+{
+    const OpRule *rule = mc_op_rule(op);
+    return rule ? rule->name : "?";
+}
+
+const char *microcrad_version(void) { return "0.1.0"; }
+
+unsigned microcrad_build_features(void)
+{
+    unsigned features = 0;
+#if defined(__SANITIZE_ADDRESS__)
+    features |= MICROCRAD_BUILD_ASAN;
+#endif
+#if defined(__SANITIZE_THREAD__)
+    features |= MICROCRAD_BUILD_TSAN;
+#endif
+#if defined(MICROCRAD_UBSAN)
+    features |= MICROCRAD_BUILD_UBSAN;
+#endif
+#if defined(MICROCRAD_PLAIN_MALLOC)
+    features |= MICROCRAD_BUILD_VALGRIND;
+#endif
+    return features;
+}

@@ -1,0 +1,148 @@
+/*
+ * alloc.c - where nodes and temporary arrays get their memory.
+ *
+ * Every allocation passes through one gate that counts it and can be told to fail,
+ * so tests can walk each allocation site (microcrad_fail_allocation).
+ *
+ * Nodes with at most two operands (nearly all of them) come from a pool of 64-byte
+ * blocks: a node and its operand pointers in one block, no malloc header, and a free
+ * that only pushes onto a list. Freed blocks stay ours, so the canary of a released
+ * node can still be read. Free lists are per thread, so the pool needs no lock; a
+ * block freed on another thread simply joins that thread's list. Chunks are never
+ * returned to the system (like CPython's arenas) and stay reachable from `chunks`,
+ * so leak checkers do not count them.
+ *
+ * Builds for sanitizers and Valgrind define MICROCRAD_PLAIN_MALLOC: every node is then
+ * its own malloc block and every free a real free, so those tools see each
+ * use-after-free, double free and leak.
+ */
+#include "internal.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+
+static atomic_int_least64_t live_values;
+static atomic_int_least64_t allocation_count;
+/* Allocations left before the one that fails; 0 means none is set to fail. */
+static atomic_int_least64_t fail_countdown;
+
+/* The gate every allocation passes: counts it and says whether it may proceed. */
+static int allocation_allowed(void)
+{
+    atomic_fetch_add_explicit(&allocation_count, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&fail_countdown, memory_order_relaxed) == 0)
+        return 1;
+    /* Only the call that moves the countdown from 1 to 0 fails. */
+    return atomic_fetch_sub_explicit(&fail_countdown, 1, memory_order_relaxed) != 1;
+}
+
+int microcrad_fail_allocation(int64_t n)
+{
+    if (n < 0)
+        return mc_error(MICROCRAD_ERR_ARGUMENT,
+                        "microcrad_fail_allocation: n must be >= 0, got %lld", (long long)n);
+    atomic_store_explicit(&fail_countdown, n, memory_order_relaxed);
+    return MICROCRAD_OK;
+}
+
+int64_t microcrad_allocation_count(void)
+{
+    return atomic_load_explicit(&allocation_count, memory_order_relaxed);
+}
+
+int64_t microcrad_live_values(void)
+{
+    return atomic_load_explicit(&live_values, memory_order_relaxed);
+}
+
+void *mc_alloc(size_t bytes) { return allocation_allowed() ? malloc(bytes) : NULL; }
+
+void *mc_realloc(void *p, size_t bytes) { return allocation_allowed() ? realloc(p, bytes) : NULL; }
+
+void mc_free(void *p) { free(p); }
+
+static size_t node_bytes(uint32_t n) { return sizeof(Value) + (size_t)n * sizeof(Value *); }
+
+#ifndef MICROCRAD_PLAIN_MALLOC
+
+enum { POOL_OPERANDS = 2, POOL_BLOCK = sizeof(Value) + POOL_OPERANDS * sizeof(Value *),
+       CHUNK_BLOCKS = 1024 };
+
+typedef union Block {
+    union Block *next_free;                   /* while on a free list */
+    unsigned char bytes[POOL_BLOCK];          /* while holding a node */
+    max_align_t align_;
+} Block;
+
+typedef struct Chunk {
+    struct Chunk *next;
+    Block blocks[CHUNK_BLOCKS];
+} Chunk;
+
+/* Every chunk ever made: only ever pushed, so a CAS push has no ABA problem. */
+static _Atomic(Chunk *) chunks;
+static _Thread_local Block *free_blocks;
+
+/* Gives the calling thread a fresh chunk's worth of free blocks. */
+static int grow_pool(void)
+{
+    Chunk *chunk = malloc(sizeof *chunk);
+    if (!chunk)
+        return 0;
+    for (int i = 0; i < CHUNK_BLOCKS - 1; i++)
+        chunk->blocks[i].next_free = &chunk->blocks[i + 1];
+    chunk->blocks[CHUNK_BLOCKS - 1].next_free = free_blocks;
+    free_blocks = &chunk->blocks[0];
+    chunk->next = atomic_load_explicit(&chunks, memory_order_relaxed);
+    while (!atomic_compare_exchange_weak_explicit(&chunks, &chunk->next, chunk,
+                                                  memory_order_release, memory_order_relaxed))
+        ;
+    return 1;
+}
+
+static void *storage_for(uint32_t n)
+{
+    if (n > POOL_OPERANDS)
+        return malloc(node_bytes(n));
+    if (!free_blocks && !grow_pool())
+        return NULL;
+    Block *b = free_blocks;
+    free_blocks = b->next_free;
+    return b;
+}
+
+static void return_storage(Value *v)
+{
+    if (v->n_prevs > POOL_OPERANDS) {
+        free(v);
+        return;
+    }
+    Block *b = (Block *)(void *)v;
+    /* next_free overlays `data`; the DEAD canary further in stays readable. */
+    b->next_free = free_blocks;
+    free_blocks = b;
+}
+
+#else /* MICROCRAD_PLAIN_MALLOC */
+
+static void *storage_for(uint32_t n) { return malloc(node_bytes(n)); }
+static void return_storage(Value *v) { free(v); }
+
+#endif
+
+Value *mc_node_alloc(uint32_t n)
+{
+    if (!allocation_allowed())
+        return NULL;
+    Value *v = storage_for(n);
+    if (v)
+        atomic_fetch_add_explicit(&live_values, 1, memory_order_relaxed);
+    return v;
+}
+
+void mc_node_free(Value *v)
+{
+    v->magic = MICROCRAD_MAGIC_DEAD;
+    atomic_fetch_sub_explicit(&live_values, 1, memory_order_relaxed);
+    return_storage(v);
+}

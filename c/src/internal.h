@@ -1,0 +1,78 @@
+/*
+ * internal.h - declarations shared by the library's source files; not installed.
+ */
+#ifndef MICROCRAD_INTERNAL_H
+#define MICROCRAD_INTERNAL_H
+
+#include "microcrad.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- ops (op_table.c, ops_*.c) ---------------------------------------------- */
+
+/*
+ * How one op computes its result and passes gradient back. `forward` reads the node's
+ * operands and param and returns the node's data; `backward` adds the node's grad,
+ * scaled by the local derivative, to each operand's grad. Each ops_*.c file defines
+ * the rules of its ops right next to their public constructors.
+ */
+typedef struct OpRule {
+    const char *name;                   /* micrograd's symbol: "+", "*", "ReLU", ... */
+    double (*forward)(const Value *v);  /* NULL: data is given at creation (leaf, custom) */
+    void (*backward)(Value *v);         /* NULL: no gradient flows to the operands */
+} OpRule;
+
+/* The rule of op `op`, or NULL when `op` is not an op. */
+const OpRule *mc_op_rule(int op);
+
+extern const OpRule mc_rule_leaf, mc_rule_custom;
+extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_neg,
+    mc_rule_sum;
+extern const OpRule mc_rule_pow, mc_rule_pow_const, mc_rule_exp, mc_rule_log;
+extern const OpRule mc_rule_relu, mc_rule_tanh, mc_rule_sigmoid;
+
+/* ---- nodes (node.c) ---------------------------------------------------------- */
+
+/*
+ * Creates a node of op `op` over `n` operands, retaining each. The caller names itself
+ * in `fn` for error messages. For ops with a forward rule the data is computed;
+ * otherwise it is `data`. Returns NULL (error recorded, nothing changed) when an
+ * operand is not a live Value, a count would overflow, or memory runs out.
+ */
+Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
+                   Value *const *operands);
+
+/* Checks that `v` is a live Value. Returns MICROCRAD_OK, or records an error naming `fn`
+ * and argument number `arg` (1-based) and returns the status. */
+int mc_check_value(const Value *v, const char *fn, int arg);
+
+/* ---- memory (alloc.c) -------------------------------------------------------- */
+
+/* Storage for a node with n operand slots, counted by the failure hook and the live
+ * counter. NULL when the allocation fails (no error is recorded here). */
+Value *mc_node_alloc(uint32_t n);
+/* Marks the node DEAD and returns its storage. */
+void mc_node_free(Value *v);
+
+/* malloc/realloc/free for the library's temporary arrays, counted by the failure hook. */
+void *mc_alloc(size_t bytes);
+void *mc_realloc(void *p, size_t bytes);
+void mc_free(void *p);
+
+/* ---- errors (error.c) -------------------------------------------------------- */
+
+/* Records a printf-style message as the thread's last error, prints it to stderr unless
+ * quiet, and returns `status` so callers can write `return mc_error(...)`. */
+int mc_error(int status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+/* ---- traversal (graph.c) ----------------------------------------------------- */
+
+/* Internal bit of Value.flags: set on a node while a traversal has seen it. */
+#define MC_FLAG_VISITED 1u
+
+#endif /* MICROCRAD_INTERNAL_H */

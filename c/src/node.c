@@ -1,0 +1,164 @@
+/*
+ * node.c - creating nodes, the canary check, and reference counting.
+ */
+#include "internal.h"
+
+#include <assert.h>
+#include <stdatomic.h>
+#include <string.h>
+
+static_assert(sizeof(Value *) <= sizeof(double),
+              "value_release chains dead nodes through their data field");
+
+int mc_check_value(const Value *v, const char *fn, int arg)
+{
+    if (!v)
+        return mc_error(MICROCRAD_ERR_NULL, "%s: argument %d is NULL", fn, arg);
+    if (v->magic == MICROCRAD_MAGIC_LIVE)
+        return MICROCRAD_OK;
+    if (v->magic == MICROCRAD_MAGIC_DEAD)
+        return mc_error(MICROCRAD_ERR_RELEASED,
+                        "%s: argument %d is a released Value (used after its last value_release)",
+                        fn, arg);
+    return mc_error(MICROCRAD_ERR_FOREIGN,
+                    "%s: argument %d is not a microcrad Value (canary 0x%08x)", fn, arg,
+                    (unsigned)v->magic);
+}
+
+/* Adds a reference unless the count is saturated; returns whether it did. */
+static int try_retain(Value *v)
+{
+    uint32_t count = atomic_load_explicit(&v->ref_count, memory_order_relaxed);
+    do {
+        if (count == UINT32_MAX)
+            return 0;
+    } while (!atomic_compare_exchange_weak_explicit(&v->ref_count, &count, count + 1,
+                                                    memory_order_relaxed, memory_order_relaxed));
+    return 1;
+}
+
+/*
+ * Drops a reference; returns whether it was the last. acq_rel: the release half
+ * publishes this thread's writes to the node, the acquire half makes the thread that
+ * frees it see every other thread's writes before it frees.
+ */
+static int drop_reference(Value *v)
+{
+    return atomic_fetch_sub_explicit(&v->ref_count, 1, memory_order_acq_rel) == 1;
+}
+
+Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
+                   Value *const *operands)
+{
+    for (uint32_t i = 0; i < n; i++)
+        if (mc_check_value(operands[i], fn, (int)i + 1) != MICROCRAD_OK)
+            return NULL;
+
+    Value *v = mc_node_alloc(n);
+    if (!v) {
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    v->n_prevs = n; /* mc_node_free needs it to return the storage to the right place */
+    for (uint32_t i = 0; i < n; i++) {
+        if (!try_retain(operands[i])) {
+            while (i-- > 0)
+                drop_reference(operands[i]); /* cannot reach 0: the caller holds one */
+            mc_node_free(v);
+            mc_error(MICROCRAD_ERR_OVERFLOW, "%s: reference count of operand %u would overflow",
+                     fn, (unsigned)i + 1);
+            return NULL;
+        }
+    }
+    v->grad = 0.0;
+    v->prev = (Value **)(void *)(v + 1); /* operand slots live right after the node */
+    v->param = param;
+    atomic_init(&v->ref_count, 1);
+    v->magic = MICROCRAD_MAGIC_LIVE;
+    v->op = (uint16_t)op;
+    v->flags = 0;
+    if (n > 0)
+        memcpy(v->prev, operands, n * sizeof *operands);
+    const OpRule *rule = mc_op_rule(op);
+    v->data = rule->forward ? rule->forward(v) : data;
+    return v;
+}
+
+Value *value_create(double data, int32_t n_prevs, Value **prev)
+{
+    if (n_prevs < 0) {
+        mc_error(MICROCRAD_ERR_ARGUMENT, "value_create: n_prevs must be >= 0, got %ld",
+                 (long)n_prevs);
+        return NULL;
+    }
+    if (n_prevs > 0 && !prev) {
+        mc_error(MICROCRAD_ERR_NULL, "value_create: prev is NULL but n_prevs is %ld",
+                 (long)n_prevs);
+        return NULL;
+    }
+    microcrad_op op = n_prevs == 0 ? MICROCRAD_OP_LEAF : MICROCRAD_OP_CUSTOM;
+    return mc_node_new("value_create", op, data, 0.0, (uint32_t)n_prevs, prev);
+}
+
+Value *value_create_leaf(double data)
+{
+    return mc_node_new("value_create_leaf", MICROCRAD_OP_LEAF, data, 0.0, 0, NULL);
+}
+
+int value_retain(Value *v)
+{
+    int status = mc_check_value(v, "value_retain", 1);
+    if (status != MICROCRAD_OK)
+        return status;
+    if (!try_retain(v))
+        return mc_error(MICROCRAD_ERR_OVERFLOW, "value_retain: reference count is at its maximum");
+    return MICROCRAD_OK;
+}
+
+/* While a node waits to be freed its data is dead, so it holds the list link. This is
+ * CPython's "trashcan": the list of pending nodes costs no memory and no recursion. */
+static void set_next_pending(Value *v, Value *next) { memcpy(&v->data, &next, sizeof next); }
+
+static Value *next_pending(const Value *v)
+{
+    Value *next;
+    memcpy(&next, &v->data, sizeof next);
+    return next;
+}
+
+/* Frees `first`, whose count just reached zero, and every operand that it held the
+ * last reference to, transitively. */
+static void free_unreferenced(Value *first)
+{
+    set_next_pending(first, NULL);
+    Value *pending = first;
+    while (pending) {
+        Value *v = pending;
+        pending = next_pending(v);
+        for (uint32_t i = 0; i < v->n_prevs; i++) {
+            Value *operand = v->prev[i];
+            if (drop_reference(operand)) {
+                set_next_pending(operand, pending);
+                pending = operand;
+            }
+        }
+        mc_node_free(v);
+    }
+}
+
+int value_release(Value *v)
+{
+    int status = mc_check_value(v, "value_release", 1);
+    if (status != MICROCRAD_OK)
+        return status;
+    if (drop_reference(v))
+        free_unreferenced(v);
+    return MICROCRAD_OK;
+}
+
+uint32_t value_ref_count(const Value *v)
+{
+    if (mc_check_value(v, "value_ref_count", 1) != MICROCRAD_OK)
+        return 0;
+    return atomic_load_explicit(&v->ref_count, memory_order_relaxed);
+}

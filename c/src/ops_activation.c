@@ -1,0 +1,45 @@
+/*
+ * ops_activation.c - relu, tanh and sigmoid: each op's forward rule, backward rule and
+ * public constructor, side by side.
+ */
+#include "internal.h"
+
+#include <math.h>
+
+#define A(v) ((v)->prev[0])
+
+/* max(a, 0); NaN passes through as in PyTorch; the slope at 0 is 0, as in micrograd. */
+static double relu_forward(const Value *v)
+{
+    double a = A(v)->data;
+    return a > 0.0 || isnan(a) ? a : 0.0;
+}
+static void relu_backward(Value *v)
+{
+    if (v->data > 0.0)
+        A(v)->grad += v->grad;
+}
+const OpRule mc_rule_relu = {"ReLU", relu_forward, relu_backward};
+Value *value_relu(Value *a) { return mc_node_new("value_relu", MICROCRAD_OP_RELU, 0.0, 0.0, 1, &a); }
+
+/* tanh(a); d tanh = 1 - tanh^2, computed from the result. */
+static double tanh_forward(const Value *v) { return tanh(A(v)->data); }
+static void tanh_backward(Value *v) { A(v)->grad += v->grad * (1.0 - v->data * v->data); }
+const OpRule mc_rule_tanh = {"tanh", tanh_forward, tanh_backward};
+Value *value_tanh(Value *a) { return mc_node_new("value_tanh", MICROCRAD_OP_TANH, 0.0, 0.0, 1, &a); }
+
+/* 1 / (1 + e^-a), written so that exp never overflows: for a < 0 use e^a / (1 + e^a). */
+static double sigmoid_forward(const Value *v)
+{
+    double a = A(v)->data;
+    if (a >= 0.0)
+        return 1.0 / (1.0 + exp(-a));
+    double e = exp(a);
+    return e / (1.0 + e);
+}
+static void sigmoid_backward(Value *v) { A(v)->grad += v->grad * (v->data * (1.0 - v->data)); }
+const OpRule mc_rule_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward};
+Value *value_sigmoid(Value *a)
+{
+    return mc_node_new("value_sigmoid", MICROCRAD_OP_SIGMOID, 0.0, 0.0, 1, &a);
+}

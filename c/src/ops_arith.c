@@ -1,0 +1,91 @@
+/*
+ * ops_arith.c - add, sub, mul, div, neg and the n-ary sum: each op's forward rule,
+ * backward rule and public constructor, side by side.
+ */
+#include "internal.h"
+
+
+#define A(v) ((v)->prev[0])
+#define B(v) ((v)->prev[1])
+
+static Value *binary(const char *fn, microcrad_op op, Value *a, Value *b)
+{
+    Value *operands[2] = {a, b};
+    return mc_node_new(fn, op, 0.0, 0.0, 2, operands);
+}
+
+/* a + b */
+static double add_forward(const Value *v) { return A(v)->data + B(v)->data; }
+static void add_backward(Value *v)
+{
+    A(v)->grad += v->grad;
+    B(v)->grad += v->grad;
+}
+const OpRule mc_rule_add = {"+", add_forward, add_backward};
+Value *value_add(Value *a, Value *b) { return binary("value_add", MICROCRAD_OP_ADD, a, b); }
+
+/* a - b */
+static double sub_forward(const Value *v) { return A(v)->data - B(v)->data; }
+static void sub_backward(Value *v)
+{
+    A(v)->grad += v->grad;
+    B(v)->grad -= v->grad;
+}
+const OpRule mc_rule_sub = {"-", sub_forward, sub_backward};
+Value *value_sub(Value *a, Value *b) { return binary("value_sub", MICROCRAD_OP_SUB, a, b); }
+
+/* a * b */
+static double mul_forward(const Value *v) { return A(v)->data * B(v)->data; }
+static void mul_backward(Value *v)
+{
+    A(v)->grad += B(v)->data * v->grad;
+    B(v)->grad += A(v)->data * v->grad;
+}
+const OpRule mc_rule_mul = {"*", mul_forward, mul_backward};
+Value *value_mul(Value *a, Value *b) { return binary("value_mul", MICROCRAD_OP_MUL, a, b); }
+
+/* a / b: da = g / b, db = -g * a / b^2, in PyTorch's order of operations. */
+static double div_forward(const Value *v) { return A(v)->data / B(v)->data; }
+static void div_backward(Value *v)
+{
+    double a = A(v)->data, b = B(v)->data, g = v->grad;
+    A(v)->grad += g / b;
+    B(v)->grad += -g * a / (b * b);
+}
+const OpRule mc_rule_div = {"/", div_forward, div_backward};
+Value *value_div(Value *a, Value *b) { return binary("value_div", MICROCRAD_OP_DIV, a, b); }
+
+/* -a */
+static double neg_forward(const Value *v) { return -A(v)->data; }
+static void neg_backward(Value *v) { A(v)->grad -= v->grad; }
+const OpRule mc_rule_neg = {"neg", neg_forward, neg_backward};
+Value *value_neg(Value *a) { return mc_node_new("value_neg", MICROCRAD_OP_NEG, 0.0, 0.0, 1, &a); }
+
+/* a0 + a1 + ... + an-1, left to right as Python's sum() adds (bar its leading 0). */
+static double sum_forward(const Value *v)
+{
+    if (v->n_prevs == 0)
+        return 0.0;
+    double total = v->prev[0]->data;
+    for (uint32_t i = 1; i < v->n_prevs; i++)
+        total += v->prev[i]->data;
+    return total;
+}
+static void sum_backward(Value *v)
+{
+    for (uint32_t i = 0; i < v->n_prevs; i++)
+        v->prev[i]->grad += v->grad;
+}
+const OpRule mc_rule_sum = {"sum", sum_forward, sum_backward};
+Value *value_sum(int32_t n, Value *const *terms)
+{
+    if (n < 0) {
+        mc_error(MICROCRAD_ERR_ARGUMENT, "value_sum: n must be >= 0, got %ld", (long)n);
+        return NULL;
+    }
+    if (n > 0 && !terms) {
+        mc_error(MICROCRAD_ERR_NULL, "value_sum: terms is NULL but n is %ld", (long)n);
+        return NULL;
+    }
+    return mc_node_new("value_sum", MICROCRAD_OP_SUM, 0.0, 0.0, (uint32_t)n, terms);
+}

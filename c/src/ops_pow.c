@@ -1,0 +1,54 @@
+/*
+ * ops_pow.c - powers, exp and log: each op's forward rule, backward rule and public
+ * constructor, side by side. Edge cases follow PyTorch (see microcrad.h).
+ */
+#include "internal.h"
+
+#include <math.h>
+
+#define A(v) ((v)->prev[0])
+#define B(v) ((v)->prev[1])
+
+/* d(a^p)/da = p * a^(p-1), taken as 0 when p == 0 (PyTorch: where(p == 0, 0, ...)). */
+static double power_slope(double a, double p) { return p == 0.0 ? 0.0 : p * pow(a, p - 1.0); }
+
+/* base ** exponent, both Values. */
+static double pow_forward(const Value *v) { return pow(A(v)->data, B(v)->data); }
+static void pow_backward(Value *v)
+{
+    double a = A(v)->data, p = B(v)->data, g = v->grad;
+    A(v)->grad += g * power_slope(a, p);
+    /* d(a^p)/dp = a^p * log(a); PyTorch masks it to 0 where a == 0 and p >= 0, since
+     * a^p is flat (or 1) there while log(0) would give 0 * -inf = nan. */
+    B(v)->grad += (a == 0.0 && p >= 0.0) ? 0.0 : g * (v->data * log(a));
+}
+const OpRule mc_rule_pow = {"**", pow_forward, pow_backward};
+Value *value_pow(Value *base, Value *exponent)
+{
+    Value *operands[2] = {base, exponent};
+    return mc_node_new("value_pow", MICROCRAD_OP_POW, 0.0, 0.0, 2, operands);
+}
+
+/* base ** param, a constant exponent. */
+static double pow_const_forward(const Value *v) { return pow(A(v)->data, v->param); }
+static void pow_const_backward(Value *v)
+{
+    A(v)->grad += v->grad * power_slope(A(v)->data, v->param);
+}
+const OpRule mc_rule_pow_const = {"**", pow_const_forward, pow_const_backward};
+Value *value_pow_const(Value *base, double exponent)
+{
+    return mc_node_new("value_pow_const", MICROCRAD_OP_POW_CONST, 0.0, exponent, 1, &base);
+}
+
+/* e ** a; the derivative is the result itself. */
+static double exp_forward(const Value *v) { return exp(A(v)->data); }
+static void exp_backward(Value *v) { A(v)->grad += v->grad * v->data; }
+const OpRule mc_rule_exp = {"exp", exp_forward, exp_backward};
+Value *value_exp(Value *a) { return mc_node_new("value_exp", MICROCRAD_OP_EXP, 0.0, 0.0, 1, &a); }
+
+/* log(a): -inf at 0, nan below; the gradient g / a is inf at 0, as in PyTorch. */
+static double log_forward(const Value *v) { return log(A(v)->data); }
+static void log_backward(Value *v) { A(v)->grad += v->grad / A(v)->data; }
+const OpRule mc_rule_log = {"log", log_forward, log_backward};
+Value *value_log(Value *a) { return mc_node_new("value_log", MICROCRAD_OP_LOG, 0.0, 0.0, 1, &a); }
