@@ -79,6 +79,7 @@ typedef enum microcrad_op {
     MICROCRAD_OP_TANH,       /**< tanh(a) */
     MICROCRAD_OP_SIGMOID,    /**< 1 / (1 + exp(-a)) */
     MICROCRAD_OP_SUM,        /**< a0 + a1 + ... (n-ary, left to right) */
+    MICROCRAD_OP_NEURON,     /**< b + w0*x0 + w1*x1 + ... (value_neuron; operands b, w0, x0, w1, x1, ...) */
     MICROCRAD_OP_COUNT_      /**< number of ops; not an op */
 } microcrad_op;
 
@@ -164,6 +165,18 @@ MICROCRAD_API Value *value_sigmoid(Value *a);               /**< 1 / (1 + exp(-a
  */
 MICROCRAD_API Value *value_sum(int32_t n, Value *const *terms);
 
+/**
+ * A neuron's pre-activation as one node: b + w[0]*x[0] + w[1]*x[1] + ... + w[n-1]*x[n-1],
+ * each product rounded and then added left to right, starting from b: exactly the
+ * order of micrograd's `sum((wi*xi for wi, xi in zip(w, x)), b)`, so results agree bit
+ * for bit with the 2n nodes that expression builds. The node's operands are
+ * b, w[0], x[0], w[1], x[1], ... (2n + 1 of them); its op is MICROCRAD_OP_NEURON.
+ * Gradients: d/db = 1, d/dw[i] = x[i], d/dx[i] = w[i].
+ * Returns a new node (one reference), or NULL when n is negative, w or x is NULL while
+ * n > 0, b or any weight or input is not a live Value, or memory runs out.
+ */
+MICROCRAD_API Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b);
+
 /* ------------------------------------------------------------------------------ */
 /* References                                                                      */
 /* ------------------------------------------------------------------------------ */
@@ -213,6 +226,78 @@ MICROCRAD_API int value_backward(Value *root);
  * runs out (no gradient is changed on error).
  */
 MICROCRAD_API int value_zero_grad(Value *root);
+
+/* ------------------------------------------------------------------------------ */
+/* Graph pictures                                                                  */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * Writes the graph below `root` to `out` as Graphviz DOT text, in the style of
+ * micrograd's notebook: one record node per Value showing its data and grad, and an
+ * op node between each result and its operands. Each node appears once, however many
+ * times it is used. Iterative, so any depth works. Returns MICROCRAD_OK, or a negative
+ * status when root is not a live Value, out is NULL, memory runs out or writing fails.
+ */
+MICROCRAD_API int value_write_dot(Value *root, FILE *out);
+
+/* ------------------------------------------------------------------------------ */
+/* Optimizers                                                                      */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * An optimizer updates the data of a fixed list of parameters from their gradients,
+ * in one call over all of them. It retains each parameter when created and releases
+ * them when freed, so the parameters outlive it only if the caller holds them too.
+ * Updates follow torch.optim's formulas exactly (see each constructor).
+ */
+typedef struct microcrad_optimizer microcrad_optimizer;
+
+/**
+ * Stochastic gradient descent as torch.optim.SGD (dampening 0, no Nesterov):
+ * g = grad + weight_decay * data; with momentum != 0, buf = g on the first step and
+ * buf = momentum * buf + g after, and g = buf; then data -= lr * g.
+ * Returns a new optimizer owned by the caller (free it with microcrad_optimizer_free),
+ * or NULL when n_params < 0, params is NULL while n_params > 0, a parameter is not a
+ * live Value, lr/momentum/weight_decay is negative or not finite, or memory runs out.
+ */
+MICROCRAD_API microcrad_optimizer *microcrad_sgd_create(int32_t n_params, Value *const *params,
+                                                        double lr, double momentum,
+                                                        double weight_decay);
+
+/**
+ * Adam as torch.optim.Adam (no amsgrad): g = grad + weight_decay * data;
+ * m = beta1*m + (1-beta1)*g; v = beta2*v + (1-beta2)*g*g; at step t,
+ * data -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
+ * Returns a new optimizer, or NULL on the same conditions as microcrad_sgd_create or when
+ * a beta is outside [0, 1) or eps is negative.
+ */
+MICROCRAD_API microcrad_optimizer *microcrad_adam_create(int32_t n_params, Value *const *params,
+                                                         double lr, double beta1, double beta2,
+                                                         double eps, double weight_decay);
+
+/** Applies one update to every parameter. Returns MICROCRAD_OK or a negative status
+ *  (opt NULL or not an optimizer, or a parameter found released). */
+MICROCRAD_API int microcrad_optimizer_step(microcrad_optimizer *opt);
+
+/** Sets every parameter's grad to 0. Returns MICROCRAD_OK or a negative status. */
+MICROCRAD_API int microcrad_optimizer_zero_grad(microcrad_optimizer *opt);
+
+/** Changes the learning rate (for schedules). Returns MICROCRAD_OK, or a negative status
+ *  for a bad optimizer or a negative or non-finite lr. */
+MICROCRAD_API int microcrad_optimizer_set_lr(microcrad_optimizer *opt, double lr);
+
+/** The current learning rate, or NaN (with an error) for a bad optimizer. */
+MICROCRAD_API double microcrad_optimizer_lr(const microcrad_optimizer *opt);
+
+/** Releases the parameters and frees the optimizer. NULL is accepted and ignored, like
+ *  free(NULL); anything else that is not a live optimizer is reported as an error. */
+MICROCRAD_API void microcrad_optimizer_free(microcrad_optimizer *opt);
+
+/* ------------------------------------------------------------------------------ */
+/* Neural networks in C (neuron, layer, MLP)                                       */
+/* ------------------------------------------------------------------------------ */
+
+/* NN-DECLARATIONS: the neuron, layer and MLP API of nn.c goes here. */
 
 /* ------------------------------------------------------------------------------ */
 /* Accessors: checked reads and writes, for callers that cannot use the struct.     */
