@@ -363,15 +363,16 @@ MICROCRAD_API unsigned microcrad_build_features(void);
 /* ------------------------------------------------------------------------------ */
 
 /**
- * Makes the n-th allocation from now fail (n >= 1), once; n == 0 cancels a pending
- * failure. Together with microcrad_allocation_count() this lets a test walk every
- * allocation site of an operation. Global to all threads. Returns MICROCRAD_OK, or
+ * Makes the n-th allocation the calling thread makes from now fail (n >= 1), once;
+ * n == 0 cancels a pending failure. Together with microcrad_allocation_count() this lets
+ * a test walk every allocation site of an operation. Per thread, so that other
+ * threads are unaffected and the hot path needs no atomics. Returns MICROCRAD_OK, or
  * MICROCRAD_ERR_ARGUMENT for a negative n.
  */
 MICROCRAD_API int microcrad_fail_allocation(int64_t n);
 
-/** How many allocations the library has attempted since it was loaded (a counter that
- *  only grows; failed attempts count too). */
+/** How many allocations the library has attempted on the calling thread (a counter
+ *  that only grows; failed attempts count too). */
 MICROCRAD_API int64_t microcrad_allocation_count(void);
 
 #endif /* MICROCRAD_H */

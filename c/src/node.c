@@ -41,9 +41,17 @@ static int try_retain(Value *v)
  * Drops a reference; returns whether it was the last. acq_rel: the release half
  * publishes this thread's writes to the node, the acquire half makes the thread that
  * frees it see every other thread's writes before it frees.
+ *
+ * When the count already reads 1, the reference being dropped is the only one, so no
+ * other thread can legitimately touch the count any more (taking a reference needs
+ * one, directly or through a node that holds it): the node is freed without the
+ * locked read-modify-write. The acquire load still orders the other threads' earlier
+ * releases before the free.
  */
 static int drop_reference(Value *v)
 {
+    if (atomic_load_explicit(&v->ref_count, memory_order_acquire) == 1)
+        return 1;
     return atomic_fetch_sub_explicit(&v->ref_count, 1, memory_order_acq_rel) == 1;
 }
 
