@@ -300,6 +300,58 @@ MICROCRAD_API void microcrad_optimizer_free(microcrad_optimizer *opt);
 /* NN-DECLARATIONS: the neuron, layer and MLP API of nn.c goes here. */
 
 /* ------------------------------------------------------------------------------ */
+/* Replay                                                                          */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * A tape records the topological order of a graph once, so that the same computation
+ * can be re-run after leaf data changes (new inputs, updated parameters) without
+ * building new nodes: microcrad_tape_forward recomputes every node's data from its
+ * operands, microcrad_tape_backward back-propagates exactly like value_backward. Neither
+ * allocates. The tape holds one reference to the root, so the whole graph stays alive
+ * while the tape does.
+ *
+ * The tape replays the operations that were recorded: a choice the program made from
+ * the data while building the graph (say, a branch on a sign) is frozen. Results and
+ * gradients are bit-identical to rebuilding the same graph with the same leaf data.
+ * As with value_backward, replays of graphs that share nodes must not run concurrently.
+ */
+typedef struct microcrad_tape microcrad_tape;
+
+/** Records the graph below `root`. Returns a new tape owned by the caller (free it with
+ *  microcrad_tape_free), or NULL when root is not a live Value or memory runs out. */
+MICROCRAD_API microcrad_tape *microcrad_tape_create(Value *root);
+/** Recomputes every node's data from its operands, operands first. Leaves and custom
+ *  nodes keep their data. Returns MICROCRAD_OK or a negative status for a bad tape. */
+MICROCRAD_API int microcrad_tape_forward(microcrad_tape *tape);
+/** Back-propagates from the root with value_backward's semantics (interior gradients
+ *  recomputed, leaf gradients accumulated). Returns MICROCRAD_OK or a negative status. */
+MICROCRAD_API int microcrad_tape_backward(microcrad_tape *tape);
+/** Sets every recorded node's grad to 0. Returns MICROCRAD_OK or a negative status. */
+MICROCRAD_API int microcrad_tape_zero_grad(microcrad_tape *tape);
+/** The number of recorded nodes, or a negative status for a bad tape. */
+MICROCRAD_API int64_t microcrad_tape_size(const microcrad_tape *tape);
+/** The root's data (after microcrad_tape_forward: the recomputed result), or NaN. */
+MICROCRAD_API double microcrad_tape_data(const microcrad_tape *tape);
+/** Releases the root and frees the tape. NULL is ignored, like free(NULL); a freed or
+ *  foreign tape is reported as an error and left alone. */
+MICROCRAD_API void microcrad_tape_free(microcrad_tape *tape);
+
+/* ------------------------------------------------------------------------------ */
+/* Bulk access: one call for many nodes, for callers where each call is costly      */
+/* (Python through ctypes).                                                         */
+/* ------------------------------------------------------------------------------ */
+
+/** Sets values[i]->data = data[i] for i < n. Checks every node first and changes nothing
+ *  unless all are live. Returns MICROCRAD_OK or a negative status (n < 0, NULL arrays
+ *  while n > 0, a node not live). */
+MICROCRAD_API int value_set_data_many(int32_t n, Value *const *values, const double *data);
+/** out[i] = values[i]->data for i < n, with the same checks. */
+MICROCRAD_API int value_get_data_many(int32_t n, Value *const *values, double *out);
+/** out[i] = values[i]->grad for i < n, with the same checks. */
+MICROCRAD_API int value_get_grad_many(int32_t n, Value *const *values, double *out);
+
+/* ------------------------------------------------------------------------------ */
 /* Accessors: checked reads and writes, for callers that cannot use the struct.     */
 /* ------------------------------------------------------------------------------ */
 

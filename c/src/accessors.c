@@ -95,3 +95,42 @@ unsigned microcrad_build_features(void)
 #endif
     return features;
 }
+
+/* Validates the arguments of the *_many functions: every node live before any is touched. */
+static int check_many(const char *fn, int32_t n, Value *const *values, const double *array)
+{
+    if (n < 0)
+        return mc_error(MICROCRAD_ERR_ARGUMENT, "%s: n must be >= 0, got %ld", fn, (long)n);
+    if (n > 0 && (!values || !array))
+        return mc_error(MICROCRAD_ERR_NULL, "%s: NULL array with n = %ld", fn, (long)n);
+    for (int32_t i = 0; i < n; i++) {
+        int status = mc_check_value(values[i], fn, 2);
+        if (status != MICROCRAD_OK)
+            return status;
+    }
+    return MICROCRAD_OK;
+}
+
+int value_set_data_many(int32_t n, Value *const *values, const double *data)
+{
+    int status = check_many("value_set_data_many", n, values, data);
+    for (int32_t i = 0; status == MICROCRAD_OK && i < n; i++)
+        values[i]->data = data[i];
+    return status;
+}
+
+int value_get_data_many(int32_t n, Value *const *values, double *out)
+{
+    int status = check_many("value_get_data_many", n, values, out);
+    for (int32_t i = 0; status == MICROCRAD_OK && i < n; i++)
+        out[i] = values[i]->data;
+    return status;
+}
+
+int value_get_grad_many(int32_t n, Value *const *values, double *out)
+{
+    int status = check_many("value_get_grad_many", n, values, out);
+    for (int32_t i = 0; status == MICROCRAD_OK && i < n; i++)
+        out[i] = values[i]->grad;
+    return status;
+}

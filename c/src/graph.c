@@ -117,27 +117,44 @@ out_of_memory:
     return MICROCRAD_ERR_NOMEM;
 }
 
+int mc_graph_order(Value *root, Value ***order, size_t *len)
+{
+    NodeList list;
+    int status = topological_order(root, &list);
+    if (status != MICROCRAD_OK)
+        return status;
+    unmark(&list);
+    *order = list.items;
+    *len = list.len;
+    return MICROCRAD_OK;
+}
+
+void mc_backpropagate(Value *const *order, size_t len)
+{
+    /* Interior gradients are recomputed from scratch each time; leaves accumulate. */
+    for (size_t i = 0; i < len; i++)
+        if (order[i]->n_prevs > 0)
+            order[i]->grad = 0.0;
+    order[len - 1]->grad += 1.0; /* the root comes last */
+    for (size_t i = len; i-- > 0;) {
+        Value *node = order[i];
+        const OpRule *rule = mc_op_rule(node->op);
+        if (rule->backward)
+            rule->backward(node);
+    }
+}
+
 int value_backward(Value *root)
 {
     int status = mc_check_value(root, "value_backward", 1);
     if (status != MICROCRAD_OK)
         return status;
-    NodeList order;
-    if (topological_order(root, &order) != MICROCRAD_OK)
+    Value **order;
+    size_t len;
+    if (mc_graph_order(root, &order, &len) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_backward: out of memory ordering the graph");
-    unmark(&order);
-    /* Interior gradients are recomputed from scratch each time; leaves accumulate. */
-    for (size_t i = 0; i < order.len; i++)
-        if (order.items[i]->n_prevs > 0)
-            order.items[i]->grad = 0.0;
-    root->grad += 1.0;
-    for (size_t i = order.len; i-- > 0;) {
-        Value *node = order.items[i];
-        const OpRule *rule = mc_op_rule(node->op);
-        if (rule->backward)
-            rule->backward(node);
-    }
-    mc_free(order.items);
+    mc_backpropagate(order, len);
+    mc_free(order);
     return MICROCRAD_OK;
 }
 
@@ -146,12 +163,12 @@ int value_zero_grad(Value *root)
     int status = mc_check_value(root, "value_zero_grad", 1);
     if (status != MICROCRAD_OK)
         return status;
-    NodeList order;
-    if (topological_order(root, &order) != MICROCRAD_OK)
+    Value **order;
+    size_t len;
+    if (mc_graph_order(root, &order, &len) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_zero_grad: out of memory walking the graph");
-    unmark(&order);
-    for (size_t i = 0; i < order.len; i++)
-        order.items[i]->grad = 0.0;
-    mc_free(order.items);
+    for (size_t i = 0; i < len; i++)
+        order[i]->grad = 0.0;
+    mc_free(order);
     return MICROCRAD_OK;
 }

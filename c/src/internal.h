@@ -31,6 +31,7 @@ extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_
     mc_rule_sum;
 extern const OpRule mc_rule_pow, mc_rule_pow_const, mc_rule_exp, mc_rule_log;
 extern const OpRule mc_rule_relu, mc_rule_tanh, mc_rule_sigmoid;
+extern const OpRule mc_rule_neuron;
 
 /* ---- nodes (node.c) ---------------------------------------------------------- */
 
@@ -74,5 +75,14 @@ int mc_error(int status, const char *fmt, ...)
 
 /* Internal bit of Value.flags: set on a node while a traversal has seen it. */
 #define MC_FLAG_VISITED 1u
+
+/* Every node reachable from `root`, each after all its operands (the root last), in a
+ * new array of *len pointers (borrowed) that the caller frees with mc_free.
+ * Returns MICROCRAD_OK or MICROCRAD_ERR_NOMEM (no error recorded: callers name
+ * themselves in the message). */
+int mc_graph_order(Value *root, Value ***order, size_t *len);
+
+/* value_backward's work over an order made by mc_graph_order (len >= 1). */
+void mc_backpropagate(Value *const *order, size_t len);
 
 #endif /* MICROCRAD_INTERNAL_H */
