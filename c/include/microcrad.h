@@ -297,7 +297,148 @@ MICROCRAD_API void microcrad_optimizer_free(microcrad_optimizer *opt);
 /* Neural networks in C (neuron, layer, MLP)                                       */
 /* ------------------------------------------------------------------------------ */
 
-/* NN-DECLARATIONS: the neuron, layer and MLP API of nn.c goes here. */
+/*
+ * micrograd's nn module: a Neuron computes act(b + w.x), a Layer is n_out neurons over
+ * the same inputs, an MLP is layers in sequence.
+ *
+ * Ownership: a neuron holds one reference to each of its parameters (its weights and
+ * bias, leaves made when it is created); a layer owns its neurons, an MLP its layers.
+ * *_free gives those references back, so a parameter outlives its network only while
+ * something else holds it: a graph built by *_forward, an optimizer, or the caller
+ * after value_retain. *_forward returns new references; *_parameters lends borrowed
+ * pointers.
+ *
+ * Handles carry a canary like Values, each kind its own, with the same caveats: a
+ * freed or bogus handle is reported as an error (NULL, NaN or a negative status)
+ * as long as its memory has not been reused.
+ */
+
+/** What a neuron applies to its pre-activation b + w.x. */
+typedef enum microcrad_activation {
+    MICROCRAD_ACT_LINEAR = 0, /**< nothing: the output is b + w.x itself */
+    MICROCRAD_ACT_RELU,       /**< value_relu (micrograd's nonlin=True) */
+    MICROCRAD_ACT_TANH,       /**< value_tanh */
+    MICROCRAD_ACT_SIGMOID     /**< value_sigmoid */
+} microcrad_activation;
+
+typedef struct microcrad_neuron microcrad_neuron;
+typedef struct microcrad_layer microcrad_layer;
+typedef struct microcrad_mlp microcrad_mlp;
+
+/**
+ * A number drawn uniformly from [low, high) by the splitmix64 generator whose state is
+ * *rng, which the call advances. Any seed is a valid state, and a seed gives the same
+ * sequence on every platform. Returns NaN (with an error) when rng is NULL.
+ */
+MICROCRAD_API double microcrad_random_uniform(uint64_t *rng, double low, double high);
+
+/**
+ * A neuron with n_in inputs, as micrograd's Neuron: weights w[0], w[1], ... drawn in
+ * that order from microcrad_random_uniform(rng, -1, 1), bias 0.
+ * Returns a new neuron owned by the caller (free it with microcrad_neuron_free), or
+ * NULL when n_in < 0, act is not a microcrad_activation, rng is NULL or memory runs
+ * out; *rng is advanced only on success.
+ */
+MICROCRAD_API microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act,
+                                                        uint64_t *rng);
+
+/**
+ * act(b + w[0]*x[0] + ... + w[n_in-1]*x[n_in-1]) for the inputs x[0..n_in-1]: one
+ * value_neuron node, then one activation node unless the neuron is linear.
+ * Returns a new reference owned by the caller (the graph retains the parameters and
+ * inputs it uses), or NULL when the neuron is not live, x is NULL while n_in > 0, an
+ * input is not a live Value, or memory runs out.
+ */
+MICROCRAD_API Value *microcrad_neuron_forward(const microcrad_neuron *neuron, Value *const *x);
+
+/**
+ * Lends the parameters in micrograd's order, w[0], ..., w[n_in-1], b, as pointers
+ * written to out[0..count-1] (borrowed: no reference is added; they stay valid while
+ * the neuron lives). Returns count, n_in + 1. The query form, out NULL with capacity 0,
+ * writes nothing and returns the count. Returns a negative status (writing nothing)
+ * when the neuron is not live, capacity < 0, out is NULL with capacity > 0, or
+ * capacity is less than the count.
+ */
+MICROCRAD_API int64_t microcrad_neuron_parameters(const microcrad_neuron *neuron, Value **out,
+                                                  int64_t capacity);
+
+/** The number of parameters, n_in + 1, or a negative status when the neuron is not live. */
+MICROCRAD_API int64_t microcrad_neuron_n_parameters(const microcrad_neuron *neuron);
+
+/** Releases the parameters and frees the neuron. NULL is ignored, like free(NULL);
+ *  anything else that is not a live neuron is reported as an error. */
+MICROCRAD_API void microcrad_neuron_free(microcrad_neuron *neuron);
+
+/**
+ * A layer of n_out neurons with n_in inputs each, all with activation act, as
+ * micrograd's Layer: the neurons are created in order, each drawing its weights from
+ * *rng. Returns a new layer owned by the caller (free it with microcrad_layer_free), or
+ * NULL when n_in < 0, n_out < 1, act is not a microcrad_activation, rng is NULL or
+ * memory runs out; *rng is advanced only on success.
+ */
+MICROCRAD_API microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out,
+                                                      microcrad_activation act, uint64_t *rng);
+
+/**
+ * Applies every neuron to the inputs x[0..n_in-1] and writes neuron j's output to
+ * out[j] for j < n_out: n_out new references, owned by the caller. Returns
+ * MICROCRAD_OK, or a negative status when the layer is not live, x is NULL while
+ * n_in > 0, out is NULL, an input is not a live Value or memory runs out. On error
+ * nothing is left allocated, and every out[j] is set to NULL when the layer is live
+ * and out is not NULL.
+ */
+MICROCRAD_API int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x,
+                                          Value **out);
+
+/** The parameters of neuron 0, then neuron 1, ..., each neuron's as
+ *  microcrad_neuron_parameters lists them; count n_out * (n_in + 1). Same contract
+ *  (borrowed pointers, query form, errors) as microcrad_neuron_parameters. */
+MICROCRAD_API int64_t microcrad_layer_parameters(const microcrad_layer *layer, Value **out,
+                                                 int64_t capacity);
+
+/** The number of parameters, n_out * (n_in + 1), or a negative status when the layer
+ *  is not live. */
+MICROCRAD_API int64_t microcrad_layer_n_parameters(const microcrad_layer *layer);
+
+/** Frees the layer and its neurons (releasing their parameters). NULL is ignored;
+ *  anything else that is not a live layer is reported as an error. */
+MICROCRAD_API void microcrad_layer_free(microcrad_layer *layer);
+
+/**
+ * A multi-layer perceptron with n_in inputs and n_layers layers, layer i having
+ * sizes[i] neurons, as micrograd's MLP(n_in, sizes): every layer but the last uses
+ * activation `hidden`, the last uses `output` (micrograd: RELU and LINEAR). Layers
+ * are created in order from *rng. `sizes` is copied. Returns a new MLP owned by the
+ * caller (free it with microcrad_mlp_free), or NULL when n_in < 0, n_layers < 1,
+ * sizes is NULL, a size is < 1, an activation is not a microcrad_activation, rng is
+ * NULL or memory runs out; *rng is advanced only on success.
+ */
+MICROCRAD_API microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers,
+                                                  const int32_t *sizes,
+                                                  microcrad_activation hidden,
+                                                  microcrad_activation output, uint64_t *rng);
+
+/**
+ * Runs the inputs x[0..n_in-1] through every layer and writes the last layer's
+ * outputs to out[0..sizes[n_layers-1]-1]: new references, owned by the caller (the
+ * intermediate layers' outputs live on inside the graph). Returns MICROCRAD_OK, or a
+ * negative status on the same conditions as microcrad_layer_forward, with the same
+ * promise: nothing left allocated, and out[j] set to NULL when the MLP is live.
+ */
+MICROCRAD_API int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out);
+
+/** The parameters of layer 0, then layer 1, ..., each layer's as
+ *  microcrad_layer_parameters lists them. Same contract as
+ *  microcrad_neuron_parameters. */
+MICROCRAD_API int64_t microcrad_mlp_parameters(const microcrad_mlp *mlp, Value **out,
+                                               int64_t capacity);
+
+/** The number of parameters, or a negative status when the MLP is not live. */
+MICROCRAD_API int64_t microcrad_mlp_n_parameters(const microcrad_mlp *mlp);
+
+/** Frees the MLP and its layers (releasing every parameter). NULL is ignored;
+ *  anything else that is not a live MLP is reported as an error. */
+MICROCRAD_API void microcrad_mlp_free(microcrad_mlp *mlp);
 
 /* ------------------------------------------------------------------------------ */
 /* Replay                                                                          */

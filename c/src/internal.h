@@ -61,6 +61,46 @@ void *mc_alloc(size_t bytes);
 void *mc_realloc(void *p, size_t bytes);
 void mc_free(void *p);
 
+/* ---- opaque handles (handle.c) ---------------------------------------------- */
+
+/*
+ * Optimizers and networks carry a canary like nodes do, each kind its own LIVE value
+ * (ASCII tags), overwritten with MC_HANDLE_DEAD(live) just before the memory is freed.
+ * The canary is not the first field: a freed block's first 16 bytes are where malloc
+ * keeps its free-list links, so further in the DEAD mark usually survives the free.
+ */
+#define MC_MAGIC_OPTIMIZER 0x6D636F70u /* "mcop" */
+#define MC_MAGIC_NEURON 0x6D636E65u    /* "mcne" */
+#define MC_MAGIC_LAYER 0x6D636C61u     /* "mcla" */
+#define MC_MAGIC_MLP 0x6D636D6Cu       /* "mcml" */
+#define MC_HANDLE_DEAD(live) (~(uint32_t)(live))
+
+/* Checks a handle of kind `type` ("optimizer", ...) whose canary reads `magic` (pass 0
+ * for a NULL handle, which is then reported as NULL). Returns MICROCRAD_OK, or records
+ * an error naming `fn` and argument `arg` (1-based) and returns the status. */
+int mc_check_handle(const void *handle, uint32_t magic, uint32_t live, const char *type,
+                    const char *fn, int arg);
+
+/* Reads the canary of a possibly NULL handle and checks it. */
+#define MC_CHECK_HANDLE(h, live, type, fn, arg) \
+    mc_check_handle((h), (h) ? (h)->magic : 0u, (live), (type), (fn), (arg))
+
+/* The *_parameters contract: checks that `count` parameter pointers may be written to
+ * out[0..capacity-1], or that this is the query form (out NULL, capacity 0). Returns
+ * MICROCRAD_OK, or records an error naming `fn` and returns the status. */
+int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t count);
+
+/* ---- networks (neuron.c, layer.c, mlp.c) --------------------------------------- */
+
+/* Checks that `act` (argument `arg` of `fn`) is a microcrad_activation. */
+int mc_check_activation(microcrad_activation act, const char *fn, int arg);
+
+/* Checks that x[0..n-1], argument `arg` of `fn`, are live Values. */
+int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg);
+
+/* Checks the random state argument `arg` of `fn`. */
+int mc_check_rng(const uint64_t *rng, const char *fn, int arg);
+
 /* ---- errors (error.c) -------------------------------------------------------- */
 
 /* Records a printf-style message as the thread's last error, prints it to stderr unless

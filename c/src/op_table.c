@@ -23,6 +23,7 @@ static const OpRule *const rules[MICROCRAD_OP_COUNT_] = {
     [MICROCRAD_OP_TANH] = &mc_rule_tanh,
     [MICROCRAD_OP_SIGMOID] = &mc_rule_sigmoid,
     [MICROCRAD_OP_SUM] = &mc_rule_sum,
+    [MICROCRAD_OP_NEURON] = &mc_rule_neuron,
 };
 
 const OpRule *mc_op_rule(int op)

@@ -1,0 +1,118 @@
+/*
+ * layer.c - micrograd's Layer: n_out neurons reading the same n_in inputs.
+ */
+#include "internal.h"
+
+struct microcrad_layer {
+    int32_t n_in, n_out;
+    int64_t n_params;             /* n_out * (n_in + 1) */
+    uint32_t magic;               /* MC_MAGIC_LAYER while alive (see internal.h for its place) */
+    microcrad_neuron *neurons[];  /* n_out neurons, owned */
+};
+
+#define CHECK_LAYER(layer, fn) MC_CHECK_HANDLE((layer), MC_MAGIC_LAYER, "layer", (fn), 1)
+
+microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_activation act,
+                                        uint64_t *rng)
+{
+    const char *fn = "microcrad_layer_create";
+    if (n_in < 0 || n_out < 1) {
+        mc_error(MICROCRAD_ERR_ARGUMENT, "%s: need n_in >= 0 and n_out >= 1, got %ld and %ld", fn,
+                 (long)n_in, (long)n_out);
+        return NULL;
+    }
+    if (mc_check_activation(act, fn, 3) != MICROCRAD_OK || mc_check_rng(rng, fn, 4) != MICROCRAD_OK)
+        return NULL;
+    microcrad_layer *layer = NULL;
+    if ((size_t)n_out <= (SIZE_MAX - sizeof *layer) / sizeof layer->neurons[0])
+        layer = mc_alloc(sizeof *layer + (size_t)n_out * sizeof layer->neurons[0]);
+    if (!layer) {
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
+    uint64_t state = *rng;
+    for (int32_t j = 0; j < n_out; j++) {
+        layer->neurons[j] = microcrad_neuron_create(n_in, act, &state);
+        if (!layer->neurons[j]) {
+            while (j-- > 0)
+                microcrad_neuron_free(layer->neurons[j]);
+            mc_free(layer);
+            return NULL;
+        }
+    }
+    layer->n_in = n_in;
+    layer->n_out = n_out;
+    layer->n_params = (int64_t)n_out * ((int64_t)n_in + 1);
+    layer->magic = MC_MAGIC_LAYER;
+    *rng = state;
+    return layer;
+}
+
+/* Sets out[0..n-1] to NULL, after releasing the first `made` of them. */
+static void discard_outputs(Value **out, int32_t made, int32_t n)
+{
+    for (int32_t j = 0; j < made; j++)
+        value_release(out[j]);
+    for (int32_t j = 0; j < n; j++)
+        out[j] = NULL;
+}
+
+int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value **out)
+{
+    const char *fn = "microcrad_layer_forward";
+    int status = CHECK_LAYER(layer, fn);
+    if (status == MICROCRAD_OK)
+        status = mc_check_inputs(layer->n_in, x, fn, 2);
+    if (status == MICROCRAD_OK && !out)
+        status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
+    if (status != MICROCRAD_OK) {
+        if (out && layer && layer->magic == MC_MAGIC_LAYER)
+            discard_outputs(out, 0, layer->n_out);
+        return status;
+    }
+    for (int32_t j = 0; j < layer->n_out; j++) {
+        out[j] = microcrad_neuron_forward(layer->neurons[j], x);
+        if (!out[j]) {
+            discard_outputs(out, j, layer->n_out);
+            /* The inputs were checked, so memory ran out (or, in theory, a reference
+             * count reached its limit: the recorded message says which). */
+            return MICROCRAD_ERR_NOMEM;
+        }
+    }
+    return MICROCRAD_OK;
+}
+
+int64_t microcrad_layer_parameters(const microcrad_layer *layer, Value **out, int64_t capacity)
+{
+    const char *fn = "microcrad_layer_parameters";
+    int status = CHECK_LAYER(layer, fn);
+    if (status != MICROCRAD_OK)
+        return status;
+    status = mc_check_capacity(fn, out, capacity, layer->n_params);
+    if (status != MICROCRAD_OK)
+        return status;
+    if (out) {
+        int64_t written = 0;
+        for (int32_t j = 0; j < layer->n_out; j++)
+            written += microcrad_neuron_parameters(layer->neurons[j], out + written,
+                                                   capacity - written);
+    }
+    return layer->n_params;
+}
+
+int64_t microcrad_layer_n_parameters(const microcrad_layer *layer)
+{
+    int status = CHECK_LAYER(layer, "microcrad_layer_n_parameters");
+    return status == MICROCRAD_OK ? layer->n_params : status;
+}
+
+void microcrad_layer_free(microcrad_layer *layer)
+{
+    if (!layer || CHECK_LAYER(layer, "microcrad_layer_free") != MICROCRAD_OK)
+        return;
+    for (int32_t j = 0; j < layer->n_out; j++)
+        microcrad_neuron_free(layer->neurons[j]);
+    layer->magic = MC_HANDLE_DEAD(MC_MAGIC_LAYER);
+    mc_free(layer);
+}

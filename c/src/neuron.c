@@ -1,0 +1,146 @@
+/*
+ * neuron.c - micrograd's Neuron: n_in weights and a bias, and act(b + w.x) built
+ * from one fused value_neuron node and one activation node.
+ */
+#include "internal.h"
+
+#include <stdio.h>
+
+struct microcrad_neuron {
+    Value *b;                 /* one reference held */
+    int32_t n_in;
+    microcrad_activation act;
+    uint32_t magic;           /* MC_MAGIC_NEURON while alive (see internal.h for its place) */
+    Value *w[];               /* n_in weights, one reference held to each */
+};
+
+#define CHECK_NEURON(neuron, fn) MC_CHECK_HANDLE((neuron), MC_MAGIC_NEURON, "neuron", (fn), 1)
+
+int mc_check_activation(microcrad_activation act, const char *fn, int arg)
+{
+    if ((int)act >= MICROCRAD_ACT_LINEAR && (int)act <= MICROCRAD_ACT_SIGMOID)
+        return MICROCRAD_OK;
+    return mc_error(MICROCRAD_ERR_ARGUMENT, "%s: argument %d (%d) is not a microcrad_activation",
+                    fn, arg, (int)act);
+}
+
+int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg)
+{
+    if (n > 0 && !x)
+        return mc_error(MICROCRAD_ERR_NULL, "%s: argument %d is NULL but %ld inputs are needed",
+                        fn, arg, (long)n);
+    for (int32_t i = 0; i < n; i++) {
+        if (x[i] && x[i]->magic == MICROCRAD_MAGIC_LIVE)
+            continue;
+        char where[96]; /* names the slot in the message */
+        snprintf(where, sizeof where, "%s (x[%ld])", fn, (long)i);
+        return mc_check_value(x[i], where, arg);
+    }
+    return MICROCRAD_OK;
+}
+
+int mc_check_rng(const uint64_t *rng, const char *fn, int arg)
+{
+    return rng ? MICROCRAD_OK : mc_error(MICROCRAD_ERR_NULL, "%s: argument %d is NULL", fn, arg);
+}
+
+microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act, uint64_t *rng)
+{
+    const char *fn = "microcrad_neuron_create";
+    if (n_in < 0) {
+        mc_error(MICROCRAD_ERR_ARGUMENT, "%s: n_in must be >= 0, got %ld", fn, (long)n_in);
+        return NULL;
+    }
+    if (mc_check_activation(act, fn, 2) != MICROCRAD_OK || mc_check_rng(rng, fn, 3) != MICROCRAD_OK)
+        return NULL;
+    microcrad_neuron *neuron = NULL;
+    if ((size_t)n_in <= (SIZE_MAX - sizeof *neuron) / sizeof neuron->w[0])
+        neuron = mc_alloc(sizeof *neuron + (size_t)n_in * sizeof neuron->w[0]);
+    if (!neuron) {
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
+    uint64_t state = *rng;
+    int32_t made = 0;
+    for (; made < n_in; made++) {
+        double weight = microcrad_random_uniform(&state, -1.0, 1.0);
+        neuron->w[made] = mc_node_new(fn, MICROCRAD_OP_LEAF, weight, 0.0, 0, NULL);
+        if (!neuron->w[made])
+            goto fail;
+    }
+    neuron->b = mc_node_new(fn, MICROCRAD_OP_LEAF, 0.0, 0.0, 0, NULL);
+    if (!neuron->b)
+        goto fail;
+    neuron->n_in = n_in;
+    neuron->act = act;
+    neuron->magic = MC_MAGIC_NEURON;
+    *rng = state;
+    return neuron;
+
+fail:
+    while (made-- > 0)
+        value_release(neuron->w[made]);
+    mc_free(neuron);
+    return NULL;
+}
+
+/* Applies the activation to z, handing z's reference over to the result. */
+static Value *activate(microcrad_activation act, Value *z)
+{
+    Value *y;
+    switch (act) {
+    case MICROCRAD_ACT_RELU: y = value_relu(z); break;
+    case MICROCRAD_ACT_TANH: y = value_tanh(z); break;
+    case MICROCRAD_ACT_SIGMOID: y = value_sigmoid(z); break;
+    case MICROCRAD_ACT_LINEAR:
+    default: return z; /* the arguments were checked: linear */
+    }
+    value_release(z); /* y holds it now; on failure this frees it */
+    return y;
+}
+
+Value *microcrad_neuron_forward(const microcrad_neuron *neuron, Value *const *x)
+{
+    const char *fn = "microcrad_neuron_forward";
+    if (CHECK_NEURON(neuron, fn) != MICROCRAD_OK ||
+        mc_check_inputs(neuron->n_in, x, fn, 2) != MICROCRAD_OK)
+        return NULL;
+    Value *z = value_neuron(neuron->n_in, neuron->w, x, neuron->b);
+    return z ? activate(neuron->act, z) : NULL;
+}
+
+int64_t microcrad_neuron_parameters(const microcrad_neuron *neuron, Value **out, int64_t capacity)
+{
+    const char *fn = "microcrad_neuron_parameters";
+    int status = CHECK_NEURON(neuron, fn);
+    if (status != MICROCRAD_OK)
+        return status;
+    int64_t count = (int64_t)neuron->n_in + 1;
+    status = mc_check_capacity(fn, out, capacity, count);
+    if (status != MICROCRAD_OK)
+        return status;
+    if (out) {
+        for (int32_t i = 0; i < neuron->n_in; i++)
+            out[i] = neuron->w[i];
+        out[neuron->n_in] = neuron->b;
+    }
+    return count;
+}
+
+int64_t microcrad_neuron_n_parameters(const microcrad_neuron *neuron)
+{
+    int status = CHECK_NEURON(neuron, "microcrad_neuron_n_parameters");
+    return status == MICROCRAD_OK ? (int64_t)neuron->n_in + 1 : status;
+}
+
+void microcrad_neuron_free(microcrad_neuron *neuron)
+{
+    if (!neuron || CHECK_NEURON(neuron, "microcrad_neuron_free") != MICROCRAD_OK)
+        return;
+    for (int32_t i = 0; i < neuron->n_in; i++)
+        value_release(neuron->w[i]);
+    value_release(neuron->b);
+    neuron->magic = MC_HANDLE_DEAD(MC_MAGIC_NEURON);
+    mc_free(neuron);
+}

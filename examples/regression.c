@@ -1,0 +1,139 @@
+/*
+ * regression.c - a small neural net learns the curve y = sin(x) from 40 samples.
+ *
+ * An MLP(1, [16, 16, 1]) with tanh hidden layers and a linear output is fitted to
+ * points of sin(x) on [-3, 3] by minimising the mean squared error with Adam.
+ *
+ * Usage: regression [steps]      (default 300)
+ *
+ * Exits 1 unless the final loss is below 1% of the initial loss and below 0.01.
+ */
+#include <microcrad.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+enum { N_POINTS = 40 };
+
+/* Stops the program with the library's explanation of what went wrong. */
+static void fail(const char *what)
+{
+    fprintf(stderr, "regression: %s: %s\n", what, microcrad_last_error());
+    exit(1);
+}
+
+/*
+ * Every operation returns a new reference, and each node holds references to its
+ * operands, so the loss keeps its whole graph alive. The program only has to give
+ * back the handles it was handed: keep() collects them during a step and
+ * drop_all() returns them once the step is over.
+ */
+typedef struct Nodes {
+    Value *items[8 * N_POINTS];
+    int len;
+} Nodes;
+
+static Value *keep(Nodes *nodes, Value *v)
+{
+    if (!v)
+        fail("building the graph");
+    if (nodes->len == (int)(sizeof nodes->items / sizeof nodes->items[0]))
+        fail("too many nodes for the example's list");
+    nodes->items[nodes->len++] = v;
+    return v;
+}
+
+static void drop_all(Nodes *nodes)
+{
+    for (int i = 0; i < nodes->len; i++)
+        value_release(nodes->items[i]);
+    nodes->len = 0;
+}
+
+/* mean((model(x_i) - y_i)^2) over the samples. */
+static Value *mse(Nodes *t, const microcrad_mlp *model, Value *const inputs[N_POINTS],
+                  const double targets[N_POINTS])
+{
+    Value *squares[N_POINTS];
+    for (int i = 0; i < N_POINTS; i++) {
+        Value *prediction;
+        if (microcrad_mlp_forward(model, &inputs[i], &prediction) != MICROCRAD_OK)
+            fail("forward pass");
+        keep(t, prediction);
+        Value *error = keep(t, value_sub(prediction, keep(t, value_create_leaf(targets[i]))));
+        squares[i] = keep(t, value_pow_const(error, 2.0));
+    }
+    return keep(t, value_mul(keep(t, value_sum(N_POINTS, squares)),
+                             keep(t, value_create_leaf(1.0 / N_POINTS))));
+}
+
+int main(int argc, char **argv)
+{
+    long steps = argc > 1 ? strtol(argv[1], NULL, 10) : 300;
+    if (steps < 1 || steps > 1000000) {
+        fprintf(stderr, "usage: regression [steps]   (1 to 1000000, default 300)\n");
+        return 2;
+    }
+
+    /* The samples: x evenly spaced on [-3, 3], y = sin(x). */
+    Value *inputs[N_POINTS];
+    double targets[N_POINTS];
+    for (int i = 0; i < N_POINTS; i++) {
+        double x = -3.0 + 6.0 * i / (N_POINTS - 1);
+        targets[i] = sin(x);
+        if (!(inputs[i] = value_create_leaf(x)))
+            fail("creating the inputs");
+    }
+
+    uint64_t rng = 2718;
+    const int32_t sizes[3] = {16, 16, 1};
+    microcrad_mlp *model = microcrad_mlp_create(1, 3, sizes, MICROCRAD_ACT_TANH,
+                                                MICROCRAD_ACT_LINEAR, &rng);
+    if (!model)
+        fail("creating the model");
+    int32_t n_params = (int32_t)microcrad_mlp_n_parameters(model);
+    Value **params = malloc((size_t)n_params * sizeof *params);
+    if (!params || microcrad_mlp_parameters(model, params, n_params) != n_params)
+        fail("listing the parameters");
+
+    /* Adam with PyTorch's default betas and eps. */
+    microcrad_optimizer *adam =
+        microcrad_adam_create(n_params, params, 0.01, 0.9, 0.999, 1e-8, 0.0);
+    if (!adam)
+        fail("creating the optimizer");
+
+    Nodes t = {.len = 0};
+    double first_loss = 0.0;
+    for (long k = 0; k < steps; k++) {
+        Value *loss = mse(&t, model, inputs, targets);
+        if (k == 0)
+            first_loss = loss->data;
+        if (microcrad_optimizer_zero_grad(adam) != MICROCRAD_OK ||
+            value_backward(loss) != MICROCRAD_OK || microcrad_optimizer_step(adam) != MICROCRAD_OK)
+            fail("training step");
+        if (k % 25 == 0 || k == steps - 1)
+            printf("step %3ld loss %.6f\n", k, loss->data);
+        drop_all(&t);
+    }
+    double final_loss = mse(&t, model, inputs, targets)->data;
+    drop_all(&t);
+    printf("final    loss %.6f\n", final_loss);
+
+    microcrad_optimizer_free(adam);
+    free(params);
+    microcrad_mlp_free(model);
+    for (int i = 0; i < N_POINTS; i++)
+        value_release(inputs[i]);
+    if (microcrad_live_values() != 0) {
+        fprintf(stderr, "regression: %lld Values were not freed\n",
+                (long long)microcrad_live_values());
+        return 1;
+    }
+    if (!(final_loss < 0.01 * first_loss && final_loss < 0.01)) {
+        fprintf(stderr, "regression: training failed (loss %.6f -> %.6f)\n", first_loss,
+                final_loss);
+        return 1;
+    }
+    return 0;
+}

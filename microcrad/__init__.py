@@ -1,0 +1,19 @@
+"""microcrad: a scalar reverse-mode autodiff engine with a C core.
+
+A drop-in replacement for micrograd::
+
+    from microcrad.engine import Value
+
+    x = Value(-4.0)
+    y = (x * x + 2 * x).relu()
+    y.backward()
+    print(x.grad)
+"""
+
+from microcrad._lib import MicrocradError, library_version, live_values
+from microcrad.engine import Value
+
+__all__ = ["Value", "live_values", "MicrocradError", "__version__"]
+
+# The package and its C library are versioned together; the loaded library says which.
+__version__: str = library_version()

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Usage: tools/test.sh [--slow]
+#
+# Sets up everything and runs the whole test suite; exits non-zero on the first
+# failure. This is what CI runs.
+#
+#   --slow   also run the Python tests marked `slow` (skipped by default)
+#
+# Stages:
+#   1. system packages the tests need (installed with apt-get when root)
+#   2. tools/setup.sh: .venv with microcrad (Release wheel build) and test deps
+#   3. C build: the `debug` CMake preset (-Og -g, assertions on, -Werror)
+#   4. CTest on that build: C tests, examples, the install check
+#   5. sanitizer and Valgrind runs (see the marked place below)
+#   6. pytest against the installed package
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+slow=0
+for arg in "$@"; do
+    case $arg in
+        --slow) slow=1 ;;
+        -h | --help)
+            sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
+            exit 0
+            ;;
+        *)
+            echo "test.sh: unknown argument '$arg' (try --help)" >&2
+            exit 2
+            ;;
+    esac
+done
+
+started=$SECONDS
+stage() { printf '\n===== %s =====\n' "$*"; }
+
+jobs=$(nproc 2>/dev/null || echo 2)
+export CMAKE_BUILD_PARALLEL_LEVEL=$jobs
+export CTEST_PARALLEL_LEVEL=$jobs
+
+# --- 1. system packages ------------------------------------------------------------
+
+# Debian package : a command that proves it is installed. Add new needs here.
+system_packages=(
+    cmake:cmake
+    gcc:gcc
+    pkg-config:pkg-config # tests/install: the pkg-config consumer
+    graphviz:dot          # rendering of graphs to images
+)
+
+stage "system packages"
+missing=()
+for entry in "${system_packages[@]}"; do
+    package=${entry%%:*}
+    command=${entry#*:}
+    if command -v "$command" >/dev/null 2>&1; then
+        echo "have $package ($command)"
+    else
+        missing+=("$package")
+    fi
+done
+if ((${#missing[@]})); then
+    if ((EUID != 0)); then
+        echo "test.sh: missing system packages: ${missing[*]}" >&2
+        echo "test.sh: install them with: sudo apt-get install ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# --- 2. Python environment -------------------------------------------------------
+
+stage "python environment (tools/setup.sh)"
+bash tools/setup.sh
+
+# --- 3. C build ----------------------------------------------------------------
+
+stage "C build (preset debug)"
+cmake --preset debug
+cmake --build --preset debug
+
+# --- 4. C tests and examples ------------------------------------------------------
+
+stage "C tests, examples and install check (ctest --preset debug)"
+ctest --preset debug
+
+# --- 5. sanitizers and Valgrind ---------------------------------------------------
+#
+# >>> Sanitizer stages go here (tools/memcheck.py): the asan, tsan and valgrind
+# >>> presets over the C tests, examples and a Python smoke test. <<<
+
+# --- 6. Python tests -------------------------------------------------------------
+
+stage "python tests (pytest$( ((slow)) && echo ', including slow'))"
+pytest_args=()
+if ((slow)); then
+    # Replaces the default `-m "not slow"` from pyproject.toml.
+    pytest_args+=(-m "slow or not slow")
+fi
+# The venv's pytest script, not `python -m pytest`: the latter would put the
+# repository root on sys.path, and the source folder ./microcrad (which has no
+# compiled library) would shadow the installed package.
+.venv/bin/pytest "${pytest_args[@]}"
+
+stage "all tests passed in $((SECONDS - started)) s"
