@@ -112,7 +112,8 @@ typedef enum microcrad_status {
     MICROCRAD_ERR_FOREIGN = -3,   /**< a pointer that is not a Value (canary is garbage) */
     MICROCRAD_ERR_NOMEM = -4,     /**< an allocation failed */
     MICROCRAD_ERR_ARGUMENT = -5,  /**< an argument is out of range (a negative count, ...) */
-    MICROCRAD_ERR_OVERFLOW = -6   /**< a reference count would pass UINT32_MAX */
+    MICROCRAD_ERR_OVERFLOW = -6,  /**< a reference count would pass UINT32_MAX */
+    MICROCRAD_ERR_IO = -7         /**< writing to a stream failed */
 } microcrad_status;
 
 /* ------------------------------------------------------------------------------ */
@@ -236,7 +237,8 @@ MICROCRAD_API int value_zero_grad(Value *root);
  * micrograd's notebook: one record node per Value showing its data and grad, and an
  * op node between each result and its operands. Each node appears once, however many
  * times it is used. Iterative, so any depth works. Returns MICROCRAD_OK, or a negative
- * status when root is not a live Value, out is NULL, memory runs out or writing fails.
+ * status when root is not a live Value, out is NULL, memory runs out, or writing fails
+ * (MICROCRAD_ERR_IO; the stream is flushed so a full disk is reported here).
  */
 MICROCRAD_API int value_write_dot(Value *root, FILE *out);
 
@@ -248,7 +250,9 @@ MICROCRAD_API int value_write_dot(Value *root, FILE *out);
  * An optimizer updates the data of a fixed list of parameters from their gradients,
  * in one call over all of them. It retains each parameter when created and releases
  * them when freed, so the parameters outlive it only if the caller holds them too.
- * Updates follow torch.optim's formulas exactly (see each constructor).
+ * Updates follow torch.optim's formulas exactly (see each constructor). The handle
+ * carries a canary like a Value does (see "Neural networks in C" below for what it
+ * catches), so a freed or foreign handle gets an error, not a crash.
  */
 typedef struct microcrad_optimizer microcrad_optimizer;
 

@@ -165,6 +165,11 @@ static void return_storage(Value *v) { free(v); }
 
 Value *mc_node_alloc(uint32_t n)
 {
+#if SIZE_MAX <= UINT32_MAX
+    /* Where size_t is 32 bits, a huge operand count would wrap the size computation. */
+    if (n > (SIZE_MAX - sizeof(Value)) / sizeof(Value *))
+        return NULL;
+#endif
     if (!allocation_allowed())
         return NULL;
     Value *v = storage_for(n);

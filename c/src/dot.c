@@ -112,6 +112,6 @@ int value_write_dot(Value *root, FILE *out)
     ok = ok && fflush(out) == 0;
     mc_free(order);
     if (!ok)
-        return mc_error(MICROCRAD_ERR_ARGUMENT, "value_write_dot: writing to the stream failed");
+        return mc_error(MICROCRAD_ERR_IO, "value_write_dot: writing to the stream failed");
     return MICROCRAD_OK;
 }

@@ -44,6 +44,7 @@ const char *microcrad_status_string(int status)
     case MICROCRAD_ERR_NOMEM: return "out of memory";
     case MICROCRAD_ERR_ARGUMENT: return "invalid argument";
     case MICROCRAD_ERR_OVERFLOW: return "reference count overflow";
+    case MICROCRAD_ERR_IO: return "write error";
     default: return "unknown status";
     }
 }

@@ -196,9 +196,15 @@ static void test_errors(void)
     FILE *read_only = fopen("/dev/null", "r");
     if (read_only) {
         microcrad_clear_error();
-        CHECK(value_write_dot(c, read_only) < 0);
+        CHECK_INT(value_write_dot(c, read_only), MICROCRAD_ERR_IO);
         CHECK_CONTAINS(microcrad_last_error(), "writing");
         fclose(read_only);
+    }
+    /* A full device: the write is buffered, so only the flush can report it. */
+    FILE *full = fopen("/dev/full", "w");
+    if (full) {
+        CHECK_INT(value_write_dot(c, full), MICROCRAD_ERR_IO);
+        fclose(full);
     }
 
     /* Every allocation failing in turn: NOMEM, no marks left behind (the next write

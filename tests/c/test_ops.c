@@ -115,14 +115,13 @@ static int backward_scaled(Value *root)
     return status;
 }
 
-/* Checks the identity of a result node: op code, name, operand count. */
+/* Checks the identity of a result node: op code and operand count. */
 static void check_identity(const Value *y, int op, int64_t n_prevs)
 {
     CHECK_INT(value_op(y), op);
     CHECK_INT(y->op, op);
     CHECK_INT(value_n_prevs(y), n_prevs);
     CHECK_INT(y->n_prevs, n_prevs);
-    CHECK(strcmp(microcrad_op_name(value_op(y)), microcrad_op_name(op)) == 0);
 }
 
 /* ------------------------------------------------------------------------------ */
@@ -135,7 +134,7 @@ typedef struct unary_case {
     int op;
     double (*f)(double);
     double (*df)(double);
-    double inputs[6];
+    const double *inputs; /* six of them */
 } unary_case;
 
 static void test_unary(const unary_case *uc)
@@ -757,19 +756,15 @@ int main(void)
     static const double wide[6] = {-30.0, -2.5, -0.1, 0.3, 1.0, 25.0};
 
     const unary_case unary[] = {
-        {"neg", value_neg, MICROCRAD_OP_NEG, ref_neg, ref_neg_d, {0}},
-        {"exp", value_exp, MICROCRAD_OP_EXP, exp, ref_exp_d, {0}},
-        {"log", value_log, MICROCRAD_OP_LOG, log, ref_log_d, {0}},
-        {"relu", value_relu, MICROCRAD_OP_RELU, ref_relu, ref_relu_d, {0}},
-        {"tanh", value_tanh, MICROCRAD_OP_TANH, tanh, ref_tanh_d, {0}},
-        {"sigmoid", value_sigmoid, MICROCRAD_OP_SIGMOID, ref_sigmoid, ref_sigmoid_d, {0}},
+        {"neg", value_neg, MICROCRAD_OP_NEG, ref_neg, ref_neg_d, any},
+        {"exp", value_exp, MICROCRAD_OP_EXP, exp, ref_exp_d, any},
+        {"log", value_log, MICROCRAD_OP_LOG, log, ref_log_d, positive},
+        {"relu", value_relu, MICROCRAD_OP_RELU, ref_relu, ref_relu_d, any},
+        {"tanh", value_tanh, MICROCRAD_OP_TANH, tanh, ref_tanh_d, any},
+        {"sigmoid", value_sigmoid, MICROCRAD_OP_SIGMOID, ref_sigmoid, ref_sigmoid_d, wide},
     };
-    const double *inputs_of[] = {any, any, positive, any, any, wide};
-    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++) {
-        unary_case uc = unary[i];
-        memcpy(uc.inputs, inputs_of[i], sizeof uc.inputs);
-        test_unary(&uc);
-    }
+    for (size_t i = 0; i < sizeof unary / sizeof unary[0]; i++)
+        test_unary(&unary[i]);
 
     const binary_case binary[] = {
         {"add", value_add, MICROCRAD_OP_ADD, ref_add, ref_add_da, ref_add_db,
