@@ -8,11 +8,14 @@ nodes as plain ``int`` addresses and C failures as Python exceptions:
 * a function returning ``int`` with a negative ``microcrad_status``;
 
 in every case ``microcrad_last_error()`` holds the message, which becomes the text of
-the exception. Status codes map to exceptions as follows: out of memory ->
-``MemoryError``, an invalid argument -> ``ValueError``, a reference count that would
-pass its maximum -> ``OverflowError``, and a NULL, released or foreign pointer ->
-``MicrocradError``, which always means a bug in microcrad itself, since Python code
-cannot get hold of a raw pointer.
+the exception. Status codes map to exceptions as follows:
+
+* out of memory -> ``MemoryError``,
+* an invalid argument -> ``ValueError``,
+* a reference count that would pass its maximum -> ``OverflowError``,
+* a failed write -> ``OSError``,
+* a NULL, released or foreign pointer -> ``MicrocradError``, which always means a bug
+  in microcrad itself, since Python code cannot get hold of a raw pointer.
 
 The library is loaded from ``$MICROCRAD_LIB`` when that is set (for example a build
 with AddressSanitizer), otherwise from the ``libmicrocrad.so`` installed inside the
@@ -36,7 +39,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Optional
+from typing import Any
 
 __all__ = [
     "MicrocradError",
@@ -66,6 +69,7 @@ ERR_FOREIGN = -3
 ERR_NOMEM = -4
 ERR_ARGUMENT = -5
 ERR_OVERFLOW = -6
+ERR_IO = -7
 
 # The largest reference count a node can hold (the C field is a uint32_t).
 MAX_REF_COUNT = 2**32 - 1
@@ -128,9 +132,7 @@ def _load() -> ctypes.CDLL:
     try:
         return ctypes.CDLL(path)
     except OSError as error:
-        raise ImportError(
-            f"cannot load the microcrad C library from {path!r}: {error}"
-        ) from error
+        raise ImportError(f"cannot load the microcrad C library from {path!r}: {error}") from error
 
 
 # (name, restype, argtypes) for every function of microcrad.h, in the header's order.
@@ -227,6 +229,7 @@ _SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     # library state
     ("microcrad_live_values", c_int64, []),
     ("microcrad_last_error", c_char_p, []),
+    ("microcrad_last_status", c_int, []),
     ("microcrad_clear_error", None, []),
     ("microcrad_set_quiet", c_int, [c_int]),
     ("microcrad_status_string", c_char_p, [c_int]),
@@ -278,35 +281,25 @@ def _exception_for_status(status: int, message: str) -> Exception:
         return ValueError(message)
     if status == ERR_OVERFLOW:
         return OverflowError(message)
+    if status == ERR_IO:
+        return OSError(message)
     # ERR_NULL, ERR_RELEASED, ERR_FOREIGN, or a code this version does not know.
     return MicrocradError(message)
 
 
-def _failure(message: str, operands: Sequence[int]) -> Exception:
-    """The exception for a constructor that returned NULL.
-
-    A NULL result carries no status code, so the cause is found again from the causes
-    the header documents: an operand that is not a live Value, an operand whose
-    reference count is saturated, or else an allocation that failed. The message
-    recorded by the failing call is kept as the exception's text.
-    """
-    for operand in operands:
-        status = c.value_op(operand)
-        if status < 0:
-            return _exception_for_status(status, message)
-    for operand in operands:
-        if c.value_ref_count(operand) == MAX_REF_COUNT:
-            return OverflowError(message)
-    return MemoryError(message)
+def _failure(message: str) -> Exception:
+    """The exception for a constructor that returned NULL: the failing call recorded
+    its status (microcrad_last_status) and message on this thread."""
+    return _exception_for_status(c.microcrad_last_status(), message)
 
 
-def node_or_raise(result: Optional[int], *operands: int) -> int:
+def node_or_raise(result: int | None, *operands: int) -> int:
     """Returns the node pointer ``result`` of a constructor called on ``operands``.
 
     Raises the matching exception when ``result`` is NULL.
     """
     if result is None:
-        raise _failure(_last_error_message(), operands)
+        raise _failure(_last_error_message())
     return result
 
 

@@ -17,7 +17,7 @@ import math
 import numbers
 import weakref
 from collections.abc import Iterable
-from typing import Any, Callable, NoReturn, Optional, Union
+from typing import Any, Callable, NoReturn, Union
 
 from microcrad import _lib
 
@@ -108,7 +108,7 @@ def _share(value: Value) -> None:
         _shared_handles[node] = value
 
 
-def _temporary_leaf(number: object) -> Optional[int]:
+def _temporary_leaf(number: object) -> int | None:
     """A new leaf node holding ``number`` (the caller releases it), or None when
     ``number`` is not a real number."""
     if type(number) is float or isinstance(number, numbers.Real):
@@ -116,7 +116,7 @@ def _temporary_leaf(number: object) -> Optional[int]:
     return None
 
 
-def _binary(operation: Callable[[int, int], Optional[int]], left: Value, right: object) -> Value:
+def _binary(operation: Callable[[int, int], int | None], left: Value, right: object) -> Value:
     """``operation(left, right)`` as a new Value; NotImplemented for an unsupported
     ``right``, so that Python tries the other operand and then raises its TypeError."""
     a = left._ptr
@@ -133,7 +133,7 @@ def _binary(operation: Callable[[int, int], Optional[int]], left: Value, right: 
         _c.value_release(leaf)
 
 
-def _reflected(operation: Callable[[int, int], Optional[int]], right: Value, left: object) -> Value:
+def _reflected(operation: Callable[[int, int], int | None], right: Value, left: object) -> Value:
     """``operation(left, right)`` for a number ``left``: micrograd's ``2 * x``, ``1 - x``."""
     leaf = _temporary_leaf(left)
     if leaf is None:
@@ -145,7 +145,7 @@ def _reflected(operation: Callable[[int, int], Optional[int]], right: Value, lef
         _c.value_release(leaf)
 
 
-def _unary(operation: Callable[[int], Optional[int]], operand: Value) -> Value:
+def _unary(operation: Callable[[int], int | None], operand: Value) -> Value:
     a = operand._ptr
     return _adopt(_node_or_raise(operation(a), a))
 
@@ -208,11 +208,15 @@ class Value:
                 if not isinstance(child, Value):
                     raise TypeError(f"_children must be Values, got {type(child).__name__!r}")
             node = _lib.create(number, [child._ptr for child in children])
-        # __init__ may be called again on a live object: give its old node back.
+        # __init__ may be called again on a live object: start afresh, and give the old
+        # node back.
         previous = getattr(self, "_ptr", None)
         self._ptr = node
         if previous is not None:
             _c.value_release(previous)
+            for name in ("_label", "_custom_op"):
+                if hasattr(self, name):
+                    delattr(self, name)
         if children or _op:
             self._custom_op = _op
         if label:
@@ -399,7 +403,7 @@ class Value:
     def _op(self) -> str:
         """The operation that made the node, as micrograd names it: '' for a leaf,
         '+', '*', 'ReLU', ..., and '**2' for a constant power."""
-        custom: Optional[str] = getattr(self, "_custom_op", None)
+        custom: str | None = getattr(self, "_custom_op", None)
         if custom is not None:
             return custom
         node = self._ptr

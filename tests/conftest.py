@@ -19,7 +19,7 @@ import microcrad
 
 # The leak check below is function scoped but safe to share between the examples of a
 # Hypothesis test: it only compares the node count before and after all of them.
-_COMMON = dict(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+_COMMON = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture]}
 settings.register_profile("ci", max_examples=200, **_COMMON)
 settings.register_profile("dev", max_examples=30, **_COMMON)
 settings.register_profile("thorough", max_examples=3000, **_COMMON)

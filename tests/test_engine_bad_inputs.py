@@ -36,7 +36,9 @@ BINARY_OPERATORS = [operator.add, operator.sub, operator.mul, operator.truediv, 
 
 @pytest.mark.parametrize("thing", NOT_NUMBERS, ids=NOT_NUMBER_IDS)
 @pytest.mark.parametrize("op", BINARY_OPERATORS, ids=lambda op: op.__name__)
-def test_operators_reject_non_numbers_on_either_side(op: Callable[[Any, Any], Any], thing: Any) -> None:
+def test_operators_reject_non_numbers_on_either_side(
+    op: Callable[[Any, Any], Any], thing: Any
+) -> None:
     x = Value(2.0)
     with pytest.raises(TypeError):
         op(x, thing)
@@ -47,7 +49,8 @@ def test_operators_reject_non_numbers_on_either_side(op: Callable[[Any, Any], An
 def test_operator_errors_are_pythons_own_naming_both_types() -> None:
     with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \+: 'Value' and 'str'"):
         Value(1.0) + "x"  # type: ignore[operator]
-    with pytest.raises(TypeError, match=r"unsupported operand type\(s\) for \*: 'NoneType' and 'Value'"):
+    both = r"unsupported operand type\(s\) for \*: 'NoneType' and 'Value'"
+    with pytest.raises(TypeError, match=both):
         None * Value(1.0)  # type: ignore[operator]
 
 
@@ -217,3 +220,26 @@ def test_nan_data_is_not_mistaken_for_an_error() -> None:
     x = Value(math.nan)
     x.grad = math.nan
     assert math.isnan(x.data) and math.isnan(x.grad)
+
+
+def test_argument_errors_are_value_errors() -> None:
+    with pytest.raises(ValueError, match="invalid|negative|>= 0"):
+        _lib.check_status(_lib.c.microcrad_fail_allocation(-1))
+
+
+@pytest.mark.parametrize(
+    "status, exception",
+    [
+        (_lib.ERR_NULL, MicrocradError),
+        (_lib.ERR_RELEASED, MicrocradError),
+        (_lib.ERR_FOREIGN, MicrocradError),
+        (_lib.ERR_NOMEM, MemoryError),
+        (_lib.ERR_ARGUMENT, ValueError),
+        (_lib.ERR_OVERFLOW, OverflowError),
+        (_lib.ERR_IO, OSError),
+        (-1000, MicrocradError),  # a status this version does not know
+    ],
+)
+def test_every_status_has_its_exception(status: int, exception: type[Exception]) -> None:
+    with pytest.raises(exception):
+        _lib.check_status(status)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 from hypothesis import assume, given, note
@@ -128,7 +128,7 @@ class Reference:
     forward pass for the finite differences. Records the inputs of every relu so that
     a difference that crosses a kink can be recognised and skipped."""
 
-    relu_inputs: list[float] = []
+    relu_inputs: ClassVar[list[float]] = []
 
     def __init__(self, x: float) -> None:
         self.x = x
@@ -251,9 +251,8 @@ class Program:
 
 @st.composite
 def programs(draw: st.DrawFn) -> Program:
-    leaves = draw(
-        st.lists(st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False), min_size=1, max_size=4)
-    )
+    numbers = st.floats(-2.0, 2.0, allow_nan=False, allow_infinity=False)
+    leaves = draw(st.lists(numbers, min_size=1, max_size=4))
     steps = []
     for index in range(draw(st.integers(1, 12))):
         name = draw(st.sampled_from(sorted(OPS)))

@@ -178,6 +178,7 @@ class Digraph:
         self.edges.append((tail, head))
 
 
+# fmt: off
 def trace(root):
     nodes, edges = set(), set()
     def build(v):
@@ -208,6 +209,7 @@ def draw_dot(root, format='svg', rankdir='LR'):
         dot.edge(str(id(n1)), str(id(n2)) + n2._op)
 
     return dot
+# fmt: on
 
 
 def shared_graph() -> Value:
@@ -234,7 +236,8 @@ def test_trace_counts_each_shared_node_once() -> None:
     nodes, edges = trace(d)
     # a, b = a+a, c = b*b, c+b, relu, 2, 2*b, tanh, d
     assert len(nodes) == 9
-    assert len(edges) == 10  # a->b, b->c, c->+, b->+, +->relu, 2->*, b->*, *->tanh, relu->d, tanh->d
+    # a->b, b->c, c->+, b->+, +->relu, 2->*, b->*, *->tanh, relu->d, tanh->d
+    assert len(edges) == 10
     ids = {id(n) for n in nodes}
     assert all(id(child) in ids and id(parent) in ids for child, parent in edges)
 

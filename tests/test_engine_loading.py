@@ -3,10 +3,15 @@ library is missing or is not microcrad's."""
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import microcrad
 from microcrad import _lib
@@ -65,3 +70,64 @@ def test_version_comes_from_the_library() -> None:
     parts = microcrad.__version__.split(".")
     assert len(parts) == 3 and all(part.isdigit() for part in parts)
     assert microcrad.__version__ == _lib.c.microcrad_version().decode()
+
+
+# ---------------------------------------------------------------------------------
+# Every function of the header is declared, with the header's types
+# ---------------------------------------------------------------------------------
+
+HEADER = Path(__file__).resolve().parent.parent / "c" / "include" / "microcrad.h"
+
+SCALARS = {
+    "double": ctypes.c_double,
+    "int": ctypes.c_int,
+    "unsigned": ctypes.c_uint,
+    "int32_t": ctypes.c_int32,
+    "int64_t": ctypes.c_int64,
+    "uint32_t": ctypes.c_uint32,
+    "uint64_t": ctypes.c_uint64,
+    "microcrad_activation": ctypes.c_int,  # enums are ints
+}
+
+
+def ctypes_type(declaration: str) -> Any:
+    """The ctypes type that a C parameter or return type must be declared with."""
+    words = [w for w in re.sub(r"\*", " * ", declaration).split() if w != "const"]
+    stars = words.count("*")
+    base = words[0]
+    if stars == 0:
+        return None if base == "void" else SCALARS[base]
+    if stars == 1 and base == "char":
+        return ctypes.c_char_p
+    if stars == 1 and base not in SCALARS:
+        return ctypes.c_void_p  # a library object (Value, optimizer, ...) or a FILE
+    if stars == 1:
+        return ctypes.POINTER(SCALARS[base])
+    assert stars == 2 and base == "Value", declaration
+    return ctypes.POINTER(ctypes.c_void_p)  # an array of nodes
+
+
+def header_functions() -> dict[str, tuple[Any, list[Any]]]:
+    text = re.sub(r"/\*.*?\*/", " ", HEADER.read_text(), flags=re.S)
+    text = " ".join(text.split())
+    functions = {}
+    for returns, name, parameters in re.findall(
+        r"MICROCRAD_API ([^;(]*?)\b(\w+)\(([^)]*)\);", text
+    ):
+        parameters = [] if parameters.strip() == "void" else parameters.split(",")
+        # Drop each parameter's name: what is left of "const Value *v" is "const Value *".
+        types = [ctypes_type(re.sub(r"\w+$", "", p.strip())) for p in parameters]
+        functions[name] = (ctypes_type(returns), types)
+    return functions
+
+
+@pytest.mark.skipif(not HEADER.exists(), reason="needs the source tree's microcrad.h")
+def test_every_header_function_is_declared_with_its_types() -> None:
+    expected = header_functions()
+    assert len(expected) > 60, "the header parser found too few functions"
+    declared = {name: (restype, argtypes) for name, restype, argtypes in _lib._SIGNATURES}
+    assert sorted(declared) == sorted(expected)
+    for name, (restype, argtypes) in expected.items():
+        function = getattr(_lib.c, name)
+        assert function.restype == restype, name
+        assert function.argtypes == argtypes, name

@@ -90,11 +90,12 @@ def test_deepcopy_copies_the_whole_graph() -> None:
     assert clone != b
     assert live() == base + 4, "a, the leaf 1, a*a and the sum, copied once each"
     assert (clone.data, clone.grad) == (b.data, b.grad)
-    (operand_a,) = [p for p in clone._prev if p._op == "*"][0]._prev
+    (square,) = [p for p in clone._prev if p._op == "*"]
+    (operand_a,) = square._prev
     assert operand_a != a and operand_a.data == 2.0 and operand_a.grad == a.grad
     operand_a.data = 100.0
     assert a.data == 2.0, "the copy is independent of the original"
-    del clone, operand_a
+    del clone, square, operand_a
     assert live() == base
 
 
@@ -115,6 +116,20 @@ def test_deepcopy_keeps_overwritten_data_and_custom_ops() -> None:
     clone_b, clone_c = copy.deepcopy([b, c])
     assert (clone_b.data, clone_b._op) == (5.0, "myop")
     assert clone_c.data == 7.0
+
+
+def test_deepcopy_of_a_neuron_node() -> None:
+    # Neuron nodes are made by microcrad's nn module, through the bridge.
+    from microcrad import _lib
+    from microcrad.engine import _adopt
+
+    weights, inputs, bias = [Value(0.5), Value(-2.0)], [Value(3.0), Value(1.0)], Value(0.25)
+    node = _adopt(_lib.neuron([w._ptr for w in weights], [x._ptr for x in inputs], bias._ptr))
+    clone = copy.deepcopy(node)
+    assert clone.data == node.data == 0.25 + 0.5 * 3.0 - 2.0 * 1.0
+    clone.backward()
+    assert sorted(p.grad for p in clone._prev) == [-2.0, 0.5, 1.0, 1.0, 3.0]
+    assert all(w.grad == 0.0 for w in weights), "the original is untouched"
 
 
 def test_deepcopy_of_a_deep_chain_does_not_recurse() -> None:

@@ -106,7 +106,10 @@ class Finding:
     stacks: list[list[str]]  # each stack is a list of frames ("func file:line (module)")
     report: str  # the raw text of the report
     log: str  # the file it came from
-    tests: list[str] = dataclasses.field(default_factory=list)  # from leak_attribution
+    # From tests/leak_attribution.py: the tests that made this leak, when known...
+    tests: list[str] = dataclasses.field(default_factory=list)
+    # ... or else the test files during whose tests it appeared.
+    suspects: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def is_leak(self) -> bool:
@@ -147,6 +150,7 @@ class Finding:
             "culprit": self.culprit(),
             "frames": [frame for stack in self.stacks for frame in stack],
             "tests": self.tests,
+            "suspects": self.suspects,
             "log": self.log,
         }
 
@@ -166,6 +170,7 @@ _TSAN_ACCESS = re.compile(r"^\s+(.+? of size \d+) at 0x[0-9a-f]+ by (.+?):?$")
 _UBSAN_ERROR = re.compile(r"^(\S+?:\d+(?::\d+)?): runtime error: (.*)$")
 _FRAME = re.compile(r"^\s+#\d+\s+(?:0x[0-9a-fA-F]+\s+)?(?:in\s+)?(.*\S)\s*$")
 _SUMMARY = re.compile(r"^SUMMARY: (\w+Sanitizer): ")
+_PSEUDO_MODULE_OFFSET = re.compile(r"(?<=\])\+0x[0-9a-f]+\)$")
 
 
 def parse_sanitizer_text(text: str, log: str) -> list[Finding]:
@@ -231,7 +236,8 @@ def parse_sanitizer_text(text: str, log: str) -> list[Finding]:
                 if not in_stack:
                     current.stacks.append([])
                     in_stack = True
-                current.stacks[-1].append(frame.group(1))
+                # "([stack]+0x1c76f)": the offset changes from run to run.
+                current.stacks[-1].append(_PSEUDO_MODULE_OFFSET.sub(")", frame.group(1)))
             else:
                 in_stack = False
                 if _SUMMARY.match(line) or line.startswith("=" * 10):
@@ -318,13 +324,28 @@ def collect_findings(log_dir: Path) -> list[Finding]:
             # Later reports of a leak carry the counts as they grew: keep the last.
             merged[key].headline = finding.headline
 
-    for path in log_dir.glob("leak-attribution.*.jsonl"):
+    attribute(merged, log_dir)
+    return list(merged.values())
+
+
+def attribute(findings: dict[tuple[str, str, tuple[str, ...]], Finding], log_dir: Path) -> int:
+    """Adds the leak_attribution plugin's records in log_dir to the matching findings.
+
+    Returns how many records were exact (pinned on one test).
+    """
+    exact = 0
+    for path in sorted(log_dir.glob("leak-attribution.*.jsonl")):
         for line in path.read_text().splitlines():
             entry = json.loads(line)
-            key = (entry["tool"], entry["kind"], tuple(entry["stack"]))
-            if key in merged and entry["test"] not in merged[key].tests:
-                merged[key].tests.append(entry["test"])
-    return list(merged.values())
+            finding = findings.get((entry["tool"], entry["kind"], tuple(entry["stack"])))
+            if finding is None:
+                continue
+            if entry["exact"]:
+                exact += 1
+                finding.tests += [t for t in entry["tests"] if t not in finding.tests]
+            elif entry["module"] not in finding.suspects:
+                finding.suspects.append(entry["module"])
+    return exact
 
 
 # ---------------------------------------------------------------------------------
@@ -404,6 +425,9 @@ class Command:
     argv: list[str]
     python: bool  # whether argv[0] is a Python interpreter
     pytest: bool  # whether it runs pytest
+    # For pytest: the start of argv up to its own arguments (interpreter, script or
+    # -m pytest, and the plugin), for running pytest again on other files.
+    pytest_prefix: list[str] = dataclasses.field(default_factory=list)
 
 
 def prepare_command(argv: Sequence[str]) -> Command:
@@ -438,9 +462,11 @@ def prepare_command(argv: Sequence[str]) -> Command:
             pytest = os.path.basename(arg) in ("pytest", "py.test")
             insert_at = index + 1
             break
-    if pytest:
-        rest[insert_at:insert_at] = ["-p", "leak_attribution"]
-    return Command([program] + rest, python=True, pytest=pytest)
+    if not pytest:
+        return Command([program] + rest, python=True, pytest=False)
+    rest[insert_at:insert_at] = ["-p", "leak_attribution"]
+    return Command([program] + rest, python=True, pytest=True,
+                   pytest_prefix=[program] + rest[:insert_at + 2])
 
 
 def _options(**options: object) -> str:
@@ -458,7 +484,8 @@ def _runtime(name: str) -> str:
     return path
 
 
-def environment(tool: str, command: Command, log_dir: Path) -> dict[str, str]:
+def environment(tool: str, command: Command, log_dir: Path,
+                leak_check: str = "module") -> dict[str, str]:
     """The command's environment: sanitizer options, and for Python the preload."""
     env = dict(os.environ)
     for variable in ("LD_PRELOAD", "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS",
@@ -496,6 +523,7 @@ def environment(tool: str, command: Command, log_dir: Path) -> dict[str, str]:
         elif tool == "tsan":
             env["LD_PRELOAD"] = _runtime("libtsan.so")
         if command.pytest:
+            env.setdefault("MICROCRAD_LEAK_CHECK", leak_check)
             # The plugin lives in tests/; put that folder first on the import path so
             # `-p leak_attribution` finds it before pytest collects anything.
             paths = [str(ROOT / "tests")] + [p for p in env.get("PYTHONPATH", "").split(
@@ -540,22 +568,24 @@ def _tee(source: IO[bytes], sinks: Sequence[IO[bytes]]) -> None:
             sink.flush()
 
 
-def run(tool: str, argv: Sequence[str], log_dir: Path, cwd: Optional[Path] = None) -> int:
+def run(tool: str, command: Command, log_dir: Path, cwd: Optional[Path] = None,
+        leak_check: str = "module", stdout: Optional[IO[bytes]] = None) -> int:
     """Runs one command with the tool; returns its exit status (-N for signal N).
 
-    The command's stderr is passed through and also copied to stderr.txt in the log
-    directory, where UBSan reports (which ignore log_path in ASan builds) are found.
+    The command's stderr is passed through (or, with `stdout`, sent there too) and
+    copied to stderr.txt in the log directory, where UBSan reports (which ignore
+    log_path in ASan builds) are found.
     """
-    command = prepare_command(argv)
-    env = environment(tool, command, log_dir)
+    env = environment(tool, command, log_dir, leak_check)
     full = (valgrind_prefix(command, log_dir) if tool == "valgrind" else []) + command.argv
     with open(log_dir / "command.txt", "a") as file:
         file.write(shlex.join(full) + "\n")
     with open(log_dir / "stderr.txt", "ab") as copy:
-        process = subprocess.Popen(full, env=env, cwd=cwd, stderr=subprocess.PIPE)
+        process = subprocess.Popen(full, env=env, cwd=cwd, stdout=stdout,
+                                   stderr=subprocess.PIPE)
         assert process.stderr is not None
         copier = threading.Thread(target=_tee, args=(process.stderr,
-                                                     [sys.stderr.buffer, copy]))
+                                                     [stdout or sys.stderr.buffer, copy]))
         copier.start()
         status = process.wait()
         copier.join()

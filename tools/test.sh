@@ -47,6 +47,7 @@ system_packages=(
     gcc:gcc
     pkg-config:pkg-config # tests/install: the pkg-config consumer
     graphviz:dot          # rendering of graphs to images
+    valgrind:valgrind     # tools/memcheck.py valgrind, the memory-safety labs
 )
 
 stage "system packages"

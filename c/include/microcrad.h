@@ -535,7 +535,11 @@ MICROCRAD_API int64_t microcrad_live_values(void);
  */
 MICROCRAD_API const char *microcrad_last_error(void);
 
-/** Clears the calling thread's last error. */
+/** The status code of the last error raised on the calling thread (MICROCRAD_OK if none
+ *  yet): what a function that returns NULL or NaN would have returned as a status. */
+MICROCRAD_API int microcrad_last_status(void);
+
+/** Clears the calling thread's last error and status. */
 MICROCRAD_API void microcrad_clear_error(void);
 
 /** quiet != 0 stops errors being printed to stderr (they are still recorded for

@@ -9,6 +9,7 @@
 
 /* One message per thread, so concurrent callers never read each other's errors. */
 static _Thread_local char last_error[256];
+static _Thread_local int last_status;
 
 /* Quietness is a process-wide switch; relaxed order is enough for a flag. */
 static atomic_int quiet;
@@ -20,6 +21,7 @@ int mc_error(int status, const char *fmt, ...)
     /* vsnprintf truncates long messages instead of overflowing the buffer. */
     vsnprintf(last_error, sizeof last_error, fmt, args);
     va_end(args);
+    last_status = status;
     if (!atomic_load_explicit(&quiet, memory_order_relaxed))
         fprintf(stderr, "microcrad: %s\n", last_error);
     return status;
@@ -27,7 +29,13 @@ int mc_error(int status, const char *fmt, ...)
 
 const char *microcrad_last_error(void) { return last_error; }
 
-void microcrad_clear_error(void) { last_error[0] = '\0'; }
+int microcrad_last_status(void) { return last_status; }
+
+void microcrad_clear_error(void)
+{
+    last_error[0] = '\0';
+    last_status = MICROCRAD_OK;
+}
 
 int microcrad_set_quiet(int on)
 {

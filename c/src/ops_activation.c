@@ -14,9 +14,10 @@ static double relu_forward(const Value *v)
     double a = A(v)->data;
     return a > 0.0 || isnan(a) ? a : 0.0;
 }
+/* Written as "not <= 0" so that a NaN result passes the gradient on, as in PyTorch. */
 static void relu_backward(Value *v)
 {
-    if (v->data > 0.0)
+    if (!(v->data <= 0.0))
         A(v)->grad += v->grad;
 }
 const OpRule mc_rule_relu = {"ReLU", relu_forward, relu_backward};

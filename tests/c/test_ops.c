@@ -623,10 +623,11 @@ static void test_ieee(void)
     unary_at(value_relu, 1e-300, &d, &g);
     CHECK_SAME(d, 1e-300);
     CHECK_SAME(g, 1.0);
-    /* NaN passes through relu (PyTorch), and the nan > 0 test passes no gradient. */
+    /* NaN passes through relu and so does its gradient, as in PyTorch (whose backward
+     * zeroes the gradient only where the result is <= 0). */
     unary_at(value_relu, NAN, &d, &g);
     CHECK(isnan(d));
-    CHECK_SAME(g, 0.0);
+    CHECK_SAME(g, 1.0);
 
     /* exp: overflow to inf, gradient inf; deep underflow to 0, gradient 0. */
     unary_at(value_exp, 1000.0, &d, &g);
