@@ -73,6 +73,12 @@ _RUNTIME_FRAME = re.compile(
 )
 
 
+# The library's own allocation path: for a leak, the interesting frame is the first
+# one after these (the operation that made the node, and its caller).
+_ALLOCATOR_FRAME = re.compile(r"(storage_for|grow_pool|mc_node_alloc|mc_node_new|mc_alloc|"
+                              r"mc_realloc)\b")
+
+
 def _is_ours(location: str) -> bool:
     """Whether a frame's text (function, file, module) points into microcrad."""
     if "libmicrocrad" in location:
@@ -131,10 +137,12 @@ class Finding:
         return (self.tool, kind, first)
 
     def culprit(self) -> str:
-        """The frame to show: the first of ours, else the first outside the runtimes."""
+        """The frame to show: the first of ours past the allocator, else the first
+        outside the runtimes."""
         frames = [f for stack in self.stacks[:1] for f in stack]
         for frame in frames:
-            if _is_ours(frame) and not _RUNTIME_FRAME.search(frame):
+            if _is_ours(frame) and not _RUNTIME_FRAME.search(frame) and not (
+                    self.is_leak and _ALLOCATOR_FRAME.match(frame)):
                 return frame
         for frame in frames:
             if not _RUNTIME_FRAME.search(frame):
@@ -523,7 +531,7 @@ def environment(tool: str, command: Command, log_dir: Path,
         elif tool == "tsan":
             env["LD_PRELOAD"] = _runtime("libtsan.so")
         if command.pytest:
-            env.setdefault("MICROCRAD_LEAK_CHECK", leak_check)
+            env["MICROCRAD_LEAK_CHECK"] = leak_check
             # The plugin lives in tests/; put that folder first on the import path so
             # `-p leak_attribution` finds it before pytest collects anything.
             paths = [str(ROOT / "tests")] + [p for p in env.get("PYTHONPATH", "").split(
@@ -635,28 +643,36 @@ def _plural(n: int, word: str) -> str:
 
 
 def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
-                  full_reports: int = 3) -> None:
+                  full_reports: int = 3, elsewhere_lines: int = 8) -> None:
     """A short summary, then the full text of the first few reports against microcrad."""
     errors = [f for f in verdict.findings if not f.is_leak]
     leaks = [f for f in verdict.findings if f.is_leak]
     ours = verdict.ours
+    elsewhere = [f for f in verdict.findings if not f.ours]
     print(f"\n===== memcheck {verdict.tool}: verdict =====", file=out)
     for program, status in zip(programs, verdict.statuses):
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
         print(f"command {how}: {program}", file=out)
     print(f"{_plural(len(errors), 'error')} and {_plural(len(leaks), 'leak')}: "
-          f"{len(ours)} in microcrad, {len(verdict.findings) - len(ours)} elsewhere", file=out)
-    for finding in verdict.findings:
+          f"{len(ours)} in microcrad, {len(elsewhere)} elsewhere", file=out)
+    for finding in ours + elsewhere[:elsewhere_lines]:
         owner = "microcrad" if finding.ours else "elsewhere"
         print(f"  [{owner}] {finding.tool} {finding.kind}: {finding.headline}", file=out)
         print(f"      at {finding.culprit()}", file=out)
+        if not finding.ours:
+            continue  # which test made a third party leak is of no interest here
         for test in finding.tests:
             print(f"      leaked by test {test}", file=out)
+        if not finding.tests:
+            for module in finding.suspects:
+                print(f"      leaked during the tests of {module} (not pinned to one)",
+                      file=out)
+    if len(elsewhere) > elsewhere_lines:
+        print(f"  ... and {len(elsewhere) - elsewhere_lines} more elsewhere", file=out)
     for finding in ours[:full_reports]:
         print(f"\n----- report from {finding.log} -----\n{finding.report}", end="", file=out)
     if len(ours) > full_reports:
         print(f"\n({len(ours) - full_reports} more reports in {verdict.log_dir})", file=out)
-    elsewhere = len(verdict.findings) - len(ours)
     if elsewhere:
         supp = "valgrind-python.supp" if verdict.tool == "valgrind" else "lsan.supp"
         print(f"\nfindings elsewhere do not fail the run; if one is known noise, add a "
@@ -674,6 +690,31 @@ def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
             reasons.append(f"{_plural(len(ours), 'finding')} in microcrad")
         print(f"memcheck {verdict.tool}: FAILED ({', '.join(reasons)}); "
               f"logs in {verdict.log_dir}", file=out)
+
+
+def pin_leaks(verdict: Verdict, command: Command) -> None:
+    """Runs pytest again on the files whose tests leaked, checking after every test.
+
+    A whole-suite run checks for leaks once per test file (a check after every test
+    would cost more than the tests). When a leak of ours turns up there, this second
+    run names the test: same interpreter and pytest, only the suspect files, and
+    $MICROCRAD_LEAK_CHECK=test. Its records are added to the verdict's findings.
+    """
+    modules = sorted({m for f in verdict.ours if f.is_leak and not f.tests for m in f.suspects})
+    if not modules or not command.pytest_prefix:
+        return
+    print(f"\nmemcheck: leaks in microcrad during the tests of {', '.join(modules)}; "
+          f"running those files again with a leak check after every test", flush=True)
+    pin_dir = verdict.log_dir / "pin"
+    pin_dir.mkdir(exist_ok=True)
+    with open(pin_dir / "output.txt", "wb") as output:
+        run(verdict.tool, Command(command.pytest_prefix + ["-q", "-p", "no:cacheprovider",
+                                                           *modules],
+                                  python=True, pytest=True),
+            pin_dir, leak_check="test", stdout=output)
+    pinned_findings = {f.signature(): f for f in verdict.findings}
+    if attribute(pinned_findings, pin_dir) == 0:
+        print(f"memcheck: the second run pinned nothing (its output: {pin_dir}/output.txt)")
 
 
 def _write_proposed_suppressions(log_dir: Path) -> None:
@@ -716,6 +757,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="where reports go (default: a fresh temporary directory, "
                              "removed after a clean run)")
     parser.add_argument("--json", type=Path, help="also write the verdict as JSON here")
+    parser.add_argument("--leak-check", choices=("module", "test", "off"), default="module",
+                        help="for pytest under asan: check for leaks after every test file "
+                             "(default; files with a leak are then re-run to pin it on "
+                             "one test), after every test, or only at exit")
     # Everything after the first `--` is the command, untouched by option parsing.
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
@@ -739,14 +784,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         programs = [os.path.abspath(p) for p in command]
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
             statuses = list(pool.map(
-                lambda p: run(args.tool, [p], log_dir, cwd=Path(p).parent), programs))
+                lambda p: run(args.tool, prepare_command([p]), log_dir, cwd=Path(p).parent),
+                programs))
+        prepared = None
     else:
         programs = [shlex.join(command)]
-        statuses = [run(args.tool, command, log_dir)]
+        prepared = prepare_command(command)
+        statuses = [run(args.tool, prepared, log_dir, leak_check=args.leak_check)]
 
     if args.tool == "valgrind":
         _write_proposed_suppressions(log_dir)
     verdict = judge(args.tool, statuses, log_dir)
+    if prepared is not None and prepared.pytest and args.tool == "asan":
+        pin_leaks(verdict, prepared)
     sys.stderr.flush()
     print_verdict(verdict, programs, sys.stdout)
     if args.json:

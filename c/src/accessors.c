@@ -6,13 +6,25 @@
 
 #include <math.h>
 
+/* GCC announces sanitizers with __SANITIZE_*__, Clang with __has_feature. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MC_HAS_ASAN 1
+#endif
+#if defined(__SANITIZE_THREAD__)
+#define MC_HAS_TSAN 1
+#endif
 #if defined(__has_feature)
-#if __has_feature(address_sanitizer) && !defined(__SANITIZE_ADDRESS__)
-#define __SANITIZE_ADDRESS__ 1
+#if __has_feature(address_sanitizer)
+#define MC_HAS_ASAN 1
 #endif
-#if __has_feature(thread_sanitizer) && !defined(__SANITIZE_THREAD__)
-#define __SANITIZE_THREAD__ 1
+#if __has_feature(thread_sanitizer)
+#define MC_HAS_TSAN 1
 #endif
+#endif
+
+/* The build defines the version from CMakeLists.txt; a bare compile says so. */
+#ifndef MICROCRAD_VERSION_STRING
+#define MICROCRAD_VERSION_STRING "0.0.0-unversioned"
 #endif
 
 double value_data(const Value *v)
@@ -76,15 +88,15 @@ const char *microcrad_op_name(int op)
     return rule ? rule->name : "?";
 }
 
-const char *microcrad_version(void) { return "0.1.0"; }
+const char *microcrad_version(void) { return MICROCRAD_VERSION_STRING; }
 
 unsigned microcrad_build_features(void)
 {
     unsigned features = 0;
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(MC_HAS_ASAN)
     features |= MICROCRAD_BUILD_ASAN;
 #endif
-#if defined(__SANITIZE_THREAD__)
+#if defined(MC_HAS_TSAN)
     features |= MICROCRAD_BUILD_TSAN;
 #endif
 #if defined(MICROCRAD_UBSAN)
