@@ -147,10 +147,12 @@ MICROCRAD_API Value *value_sub(Value *a, Value *b);         /**< a - b */
 MICROCRAD_API Value *value_mul(Value *a, Value *b);         /**< a * b */
 MICROCRAD_API Value *value_div(Value *a, Value *b);         /**< a / b (1/0 = inf, 0/0 = nan) */
 MICROCRAD_API Value *value_neg(Value *a);                   /**< -a */
-/** base ** exponent, both Values. The exponent's gradient is base**exponent * log(base),
- *  taken as 0 where base == 0 and exponent >= 0 (as PyTorch does). */
+/** base ** exponent, both Values. As in PyTorch, the base's gradient
+ *  exponent * base**(exponent-1) is taken as 0 where exponent == 0, and the exponent's
+ *  gradient base**exponent * log(base) as 0 where base == 0 and exponent >= 0. */
 MICROCRAD_API Value *value_pow(Value *base, Value *exponent);
-/** base ** exponent for a constant exponent, stored in the node's `param`. */
+/** base ** exponent for a constant exponent, stored in the node's `param`; the base's
+ *  gradient is 0 where exponent == 0, as with value_pow. */
 MICROCRAD_API Value *value_pow_const(Value *base, double exponent);
 MICROCRAD_API Value *value_exp(Value *a);                   /**< e ** a */
 MICROCRAD_API Value *value_log(Value *a);                   /**< natural log: log(0) = -inf, log(<0) = nan */

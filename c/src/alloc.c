@@ -8,7 +8,8 @@
  * blocks: a node and its operand pointers in one block, no malloc header, and a free
  * that only pushes onto a list. Freed blocks stay ours, so the canary of a released
  * node can still be read. Free lists are per thread, so the pool needs no lock; a
- * block freed on another thread simply joins that thread's list. Chunks are never
+ * block freed on another thread simply joins that thread's list, and a thread that
+ * exits hands its list over to the others. Chunks are never
  * returned to the system (like CPython's arenas) and stay reachable from `chunks`,
  * so leak checkers do not count them.
  *
@@ -20,6 +21,9 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#ifndef MICROCRAD_PLAIN_MALLOC
+#include <threads.h>
+#endif
 
 /*
  * The allocation counter and the failure countdown belong to the calling thread: a
@@ -102,8 +106,11 @@ enum { POOL_OPERANDS = 2, POOL_BLOCK = sizeof(Value) + POOL_OPERANDS * sizeof(Va
        CHUNK_BLOCKS = 1024 };
 
 typedef union Block {
-    union Block *next_free;                   /* while on a free list */
-    unsigned char bytes[POOL_BLOCK];          /* while holding a node */
+    struct {
+        union Block *next_free; /* while on a free list */
+        union Block *next_list; /* in a list's first block, while the list is an orphan */
+    } link;
+    unsigned char bytes[POOL_BLOCK]; /* while holding a node */
     max_align_t align_;
 } Block;
 
@@ -116,6 +123,64 @@ typedef struct Chunk {
 static _Atomic(Chunk *) chunks;
 static _Thread_local Block *free_blocks;
 
+/*
+ * When a thread exits, its free list would be lost (and a program that frees nodes on
+ * short-lived threads would grow without bound). So each thread that touches the
+ * pool registers a thread-exit hook that hands its list over to `orphans`, a stack of
+ * whole lists under a lock, which any thread takes from before it carves a new chunk.
+ * Both the hook and the lock are off the hot path: they run only when a thread's list
+ * is empty or the thread ends.
+ */
+static Block *orphans;
+static mtx_t orphans_lock;
+static tss_t exit_hook;
+static once_flag pool_setup_once = ONCE_FLAG_INIT;
+static _Thread_local int exit_hook_set;
+
+static void hand_over_free_list(void *list_of_exiting_thread)
+{
+    Block *list = *(Block **)list_of_exiting_thread;
+    /* Later exit-time code on this thread (another library's hook releasing nodes)
+     * must start a new list, and arm the hook again, rather than use this one. */
+    *(Block **)list_of_exiting_thread = NULL;
+    exit_hook_set = 0;
+    if (!list)
+        return;
+    mtx_lock(&orphans_lock);
+    list->link.next_list = orphans;
+    orphans = list;
+    mtx_unlock(&orphans_lock);
+}
+
+static void setup_pool(void)
+{
+    mtx_init(&orphans_lock, mtx_plain);
+    tss_create(&exit_hook, hand_over_free_list);
+}
+
+/* Called whenever the calling thread's free list is empty, so before it can hold
+ * anything the exit hook would need to save. */
+static void ensure_exit_hook(void)
+{
+    if (exit_hook_set)
+        return;
+    call_once(&pool_setup_once, setup_pool);
+    /* The hook runs only for a non-NULL value: the address of this thread's list. */
+    exit_hook_set = tss_set(exit_hook, &free_blocks) == thrd_success;
+}
+
+/* Gives the calling thread an orphaned list, if any. */
+static int adopt_orphans(void)
+{
+    mtx_lock(&orphans_lock);
+    Block *list = orphans;
+    if (list)
+        orphans = list->link.next_list;
+    mtx_unlock(&orphans_lock);
+    free_blocks = list;
+    return list != NULL;
+}
+
 /* Gives the calling thread a fresh chunk's worth of free blocks. */
 static int grow_pool(void)
 {
@@ -123,8 +188,8 @@ static int grow_pool(void)
     if (!chunk)
         return 0;
     for (int i = 0; i < CHUNK_BLOCKS - 1; i++)
-        chunk->blocks[i].next_free = &chunk->blocks[i + 1];
-    chunk->blocks[CHUNK_BLOCKS - 1].next_free = free_blocks;
+        chunk->blocks[i].link.next_free = &chunk->blocks[i + 1];
+    chunk->blocks[CHUNK_BLOCKS - 1].link.next_free = NULL;
     free_blocks = &chunk->blocks[0];
     chunk->next = atomic_load_explicit(&chunks, memory_order_relaxed);
     while (!atomic_compare_exchange_weak_explicit(&chunks, &chunk->next, chunk,
@@ -137,10 +202,13 @@ static void *storage_for(uint32_t n)
 {
     if (n > POOL_OPERANDS)
         return malloc(node_bytes(n));
-    if (!free_blocks && !grow_pool())
-        return NULL;
+    if (!free_blocks) {
+        ensure_exit_hook();
+        if (!adopt_orphans() && !grow_pool())
+            return NULL;
+    }
     Block *b = free_blocks;
-    free_blocks = b->next_free;
+    free_blocks = b->link.next_free;
     return b;
 }
 
@@ -150,9 +218,11 @@ static void return_storage(Value *v)
         free(v);
         return;
     }
+    if (!free_blocks)
+        ensure_exit_hook();
     Block *b = (Block *)(void *)v;
-    /* next_free overlays `data`; the DEAD canary further in stays readable. */
-    b->next_free = free_blocks;
+    /* The links overlay `data` and `grad`; the DEAD canary further in stays readable. */
+    b->link.next_free = free_blocks;
     free_blocks = b;
 }
 

@@ -146,6 +146,7 @@ static void walk_constructor(const char *name, make_fn make, const fixture *f)
         }
         CHECK(attempted >= n); /* the failing attempt itself is counted */
         CHECK_CONTAINS(microcrad_last_error(), "memory");
+        CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NOMEM);
         CHECK_INT(microcrad_live_values(), live0);
         if (!CHECK(counts_unchanged(f, counts0)))
             fprintf(stderr, "    %s moved a reference count when allocation %lld failed\n",

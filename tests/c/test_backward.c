@@ -24,7 +24,7 @@ typedef struct handles {
 static Value *keep(handles *h, Value *v)
 {
     CHECK(v != NULL);
-    if (h->n < 64)
+    if (CHECK(h->n < 64)) /* a full list would leak the node */
         h->v[h->n++] = v;
     return v;
 }
@@ -286,19 +286,26 @@ static void test_micrograd_readme(void)
 
     Value *a = keep(&h, value_create_leaf(-4.0));
     Value *b = keep(&h, value_create_leaf(2.0));
+    /* c = a + b;  d = a * b + b**3 */
     Value *c = keep(&h, value_add(a, b));
-    Value *d = keep(&h, value_add(keep(&h, value_mul(a, b)), keep(&h, value_pow_const(b, 3.0))));
+    Value *ab = keep(&h, value_mul(a, b));
+    Value *b3 = keep(&h, value_pow_const(b, 3.0));
+    Value *d = keep(&h, value_add(ab, b3));
     /* c += c + 1 */
-    c = keep(&h, value_add(c, keep(&h, value_add(c, one))));
+    Value *c1 = keep(&h, value_add(c, one));
+    c = keep(&h, value_add(c, c1));
     /* c += 1 + c + (-a) */
-    c = keep(&h, value_add(c, keep(&h, value_add(keep(&h, value_add(one, c)),
-                                                  keep(&h, value_neg(a))))));
+    Value *c2 = keep(&h, value_add(one, c));
+    Value *c3 = keep(&h, value_add(c2, keep(&h, value_neg(a))));
+    c = keep(&h, value_add(c, c3));
     /* d += d * 2 + (b + a).relu() */
-    d = keep(&h, value_add(d, keep(&h, value_add(keep(&h, value_mul(d, two)),
-                                                  keep(&h, value_relu(keep(&h, value_add(b, a))))))));
+    Value *d1 = keep(&h, value_mul(d, two));
+    Value *r1 = keep(&h, value_relu(keep(&h, value_add(b, a))));
+    d = keep(&h, value_add(d, keep(&h, value_add(d1, r1))));
     /* d += 3 * d + (b - a).relu() */
-    d = keep(&h, value_add(d, keep(&h, value_add(keep(&h, value_mul(three, d)),
-                                                  keep(&h, value_relu(keep(&h, value_sub(b, a))))))));
+    Value *d2 = keep(&h, value_mul(three, d));
+    Value *r2 = keep(&h, value_relu(keep(&h, value_sub(b, a))));
+    d = keep(&h, value_add(d, keep(&h, value_add(d2, r2))));
     Value *e = keep(&h, value_sub(c, d));
     Value *f = keep(&h, value_pow_const(e, 2.0));
     Value *g = keep(&h, value_div(f, two));

@@ -253,6 +253,9 @@ static void check_all_calls(const char *what, Value *bad, int status, const void
         const char *msg = microcrad_last_error();
         if (!CHECK_CONTAINS(msg, call_name[id]))
             fprintf(stderr, "    (%s with %s)\n", call_name[id], what);
+        /* The status a NULL or NaN result stands for is kept as well. */
+        if (!CHECK_INT(microcrad_last_status(), status))
+            fprintf(stderr, "    (%s with %s)\n", call_name[id], what);
         /* Nothing changed. */
         CHECK_INT(microcrad_live_values(), live0);
         CHECK_INT(value_ref_count(good), 1);
@@ -276,24 +279,31 @@ static void test_bad_arguments(void)
     microcrad_clear_error();
     CHECK(value_create(1.0, -1, &good) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_create");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_ARGUMENT);
     microcrad_clear_error();
     CHECK(value_create(1.0, 2, NULL) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_create");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
     microcrad_clear_error();
     CHECK(value_sum(-1, &good) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_sum");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_ARGUMENT);
     microcrad_clear_error();
     CHECK(value_sum(2, NULL) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_sum");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
     microcrad_clear_error();
     CHECK(value_neuron(-1, &good, &good, good) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_neuron");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_ARGUMENT);
     microcrad_clear_error();
     CHECK(value_neuron(1, NULL, &good, good) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_neuron");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
     microcrad_clear_error();
     CHECK(value_neuron(1, &good, NULL, good) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_neuron");
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
     microcrad_clear_error();
     CHECK(value_prev(good, 0) == NULL); /* a leaf has no operand 0 */
     CHECK(value_prev(good, UINT32_MAX) == NULL);
@@ -409,8 +419,10 @@ static void test_error_is_per_thread(void)
         CHECK(ok);
     }
     CHECK(strcmp(microcrad_last_error(), mine) == 0);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
     microcrad_clear_error();
     CHECK(strcmp(microcrad_last_error(), "") == 0);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_OK);
 }
 
 static void test_strings(void)
@@ -418,7 +430,8 @@ static void test_strings(void)
     printf("status strings, version\n");
     const int statuses[] = {MICROCRAD_OK, MICROCRAD_ERR_NULL, MICROCRAD_ERR_RELEASED,
                             MICROCRAD_ERR_FOREIGN, MICROCRAD_ERR_NOMEM,
-                            MICROCRAD_ERR_ARGUMENT, MICROCRAD_ERR_OVERFLOW};
+                            MICROCRAD_ERR_ARGUMENT, MICROCRAD_ERR_OVERFLOW,
+                            MICROCRAD_ERR_IO};
     const int n = (int)(sizeof statuses / sizeof statuses[0]);
     for (int i = 0; i < n; i++) {
         const char *s = microcrad_status_string(statuses[i]);
@@ -439,8 +452,9 @@ static void test_strings(void)
 
 int main(void)
 {
-    /* Before any error the message is empty. */
+    /* Before any error the message is empty and the status OK. */
     CHECK(strcmp(microcrad_last_error(), "") == 0);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_OK);
     test_quiet(); /* first, while the default (not quiet) is still in place */
     microcrad_set_quiet(1);
     int64_t live_at_start = microcrad_live_values();
