@@ -9,6 +9,24 @@ that owns exactly one reference to its node, so a graph is freed as soon as the 
 Two handles of the same node compare and hash equal. While a handle of a node is
 alive, ``_prev`` hands out that same object for the node, so code that keys nodes by
 ``id()`` (such as micrograd's ``draw_dot``) sees every node once.
+
+Speed. Every operation is one call into the library: ``x * 2`` makes the leaf for 2
+and the product in the same call (value_mul_scalar), so the graph still has the
+constant as a leaf operand, exactly as micrograd's has. The operators are written
+out in full, without helper calls, because in micrograd-style code the Python
+overhead of each operation is most of its cost.
+
+``data`` and ``grad`` are read and written in place, through a ctypes view of the
+node's struct (``_lib.NodeView``), at about half the cost of a checked call into the
+library. That is safe because a handle owns a reference to its node, so the node is
+alive whenever the view is used. In a library built for AddressSanitizer,
+ThreadSanitizer, UBSan or Valgrind (``_lib.DIRECT_ACCESS`` is then False) every access
+goes through the checked C accessors instead, so that those tools see each one:
+Python's own reads are not instrumented, and a read past a node's life would go
+unnoticed.
+
+The quick library calls keep the GIL (``_lib`` explains which calls release it and
+why that is thread-safe either way).
 """
 
 from __future__ import annotations
@@ -31,7 +49,36 @@ Operand = Union["Value", Scalar]
 
 _c = _lib.c
 _node_or_raise = _lib.node_or_raise
+_last_failure = _lib.last_failure
 _new_object = object.__new__
+
+# The library functions of the hot paths, looked up once.
+_value_add = _c.value_add
+_value_sub = _c.value_sub
+_value_mul = _c.value_mul
+_value_div = _c.value_div
+_value_pow = _c.value_pow
+_value_pow_const = _c.value_pow_const
+_value_add_scalar = _c.value_add_scalar
+_value_sub_scalar = _c.value_sub_scalar
+_value_mul_scalar = _c.value_mul_scalar
+_value_div_scalar = _c.value_div_scalar
+_value_scalar_add = _c.value_scalar_add
+_value_scalar_sub = _c.value_scalar_sub
+_value_scalar_mul = _c.value_scalar_mul
+_value_scalar_div = _c.value_scalar_div
+_value_scalar_pow = _c.value_scalar_pow
+_value_neg = _c.value_neg
+_value_relu = _c.value_relu
+_value_tanh = _c.value_tanh
+_value_exp = _c.value_exp
+_value_log = _c.value_log
+_value_sigmoid = _c.value_sigmoid
+_value_data = _c.value_data
+_value_grad = _c.value_grad
+_value_set_data = _c.value_set_data
+_value_set_grad = _c.value_set_grad
+_view_of = _lib.NodeView.from_address
 
 # The handle that _prev gives out for a node, while that handle is alive. Only handles
 # that someone is likely to hold on to are entered here (those made by Value(...), by
@@ -108,46 +155,23 @@ def _share(value: Value) -> None:
         _shared_handles[node] = value
 
 
+def _number(thing: object) -> float | None:
+    """``thing`` as a double when it is a real number (int, bool, Fraction, a NumPy
+    scalar, ...), else None (the operator then returns NotImplemented).
+
+    Raises OverflowError for an int too large for a double.
+    """
+    if type(thing) is int or isinstance(thing, numbers.Real):
+        return float(thing)  # type: ignore[arg-type]
+    return None
+
+
 def _temporary_leaf(number: object) -> int | None:
     """A new leaf node holding ``number`` (the caller releases it), or None when
     ``number`` is not a real number."""
     if type(number) is float or isinstance(number, numbers.Real):
         return _node_or_raise(_c.value_create_leaf(float(number)))
     return None
-
-
-def _binary(operation: Callable[[int, int], int | None], left: Value, right: object) -> Value:
-    """``operation(left, right)`` as a new Value; NotImplemented for an unsupported
-    ``right``, so that Python tries the other operand and then raises its TypeError."""
-    a = left._ptr
-    if isinstance(right, Value):
-        b = right._ptr
-        return _adopt(_node_or_raise(operation(a, b), a, b))
-    leaf = _temporary_leaf(right)
-    if leaf is None:
-        return NotImplemented  # type: ignore[no-any-return]
-    try:
-        return _adopt(_node_or_raise(operation(a, leaf), a, leaf))
-    finally:
-        # The new node holds its own reference to the leaf.
-        _c.value_release(leaf)
-
-
-def _reflected(operation: Callable[[int, int], int | None], right: Value, left: object) -> Value:
-    """``operation(left, right)`` for a number ``left``: micrograd's ``2 * x``, ``1 - x``."""
-    leaf = _temporary_leaf(left)
-    if leaf is None:
-        return NotImplemented  # type: ignore[no-any-return]
-    b = right._ptr
-    try:
-        return _adopt(_node_or_raise(operation(leaf, b), leaf, b))
-    finally:
-        _c.value_release(leaf)
-
-
-def _unary(operation: Callable[[int], int | None], operand: Value) -> Value:
-    a = operand._ptr
-    return _adopt(_node_or_raise(operation(a), a))
 
 
 def _format_exponent(exponent: float) -> str:
@@ -242,26 +266,46 @@ class Value:
     # The number and its gradient
     # ---------------------------------------------------------------------------
 
-    @property
-    def data(self) -> float:
-        """The node's value (the result of its forward computation)."""
-        node = self._ptr
-        return _lib.check_number(_c.value_data(node), node)
+    # Nodes computed from this one are not recomputed when data is set, as in
+    # micrograd. The two variants are chosen once, when the class is made (see the
+    # module docstring): in place through a NodeView, or through the checked accessors.
+    if _lib.DIRECT_ACCESS:
 
-    @data.setter
-    def data(self, number: Scalar) -> None:
-        # Nodes computed from this one are not recomputed, as in micrograd.
-        _lib.check_status(_c.value_set_data(self._ptr, _as_float(number, "data")))
+        def _get_data(self) -> float:
+            return _view_of(self._ptr).data  # type: ignore[no-any-return]
 
-    @property
-    def grad(self) -> float:
-        """d(root)/d(this node), as filled in by the last ``backward()``."""
-        node = self._ptr
-        return _lib.check_number(_c.value_grad(node), node)
+        def _set_data(self, number: Scalar) -> None:
+            _view_of(self._ptr).data = number if type(number) is float else _as_float(number, "data")
 
-    @grad.setter
-    def grad(self, number: Scalar) -> None:
-        _lib.check_status(_c.value_set_grad(self._ptr, _as_float(number, "grad")))
+        def _get_grad(self) -> float:
+            return _view_of(self._ptr).grad  # type: ignore[no-any-return]
+
+        def _set_grad(self, number: Scalar) -> None:
+            _view_of(self._ptr).grad = number if type(number) is float else _as_float(number, "grad")
+
+    else:
+
+        def _get_data(self) -> float:
+            node = self._ptr
+            return _lib.check_number(_value_data(node), node)
+
+        def _set_data(self, number: Scalar) -> None:
+            _lib.check_status(_value_set_data(self._ptr, _as_float(number, "data")))
+
+        def _get_grad(self) -> float:
+            node = self._ptr
+            return _lib.check_number(_value_grad(node), node)
+
+        def _set_grad(self, number: Scalar) -> None:
+            _lib.check_status(_value_set_grad(self._ptr, _as_float(number, "grad")))
+
+    data = property(
+        _get_data, _set_data, doc="The node's value (the result of its forward computation)."
+    )
+    grad = property(
+        _get_grad, _set_grad, doc="d(root)/d(this node), as filled in by the last ``backward()``."
+    )
+    del _get_data, _set_data, _get_grad, _set_grad  # reached through the properties only
 
     @property
     def label(self) -> str:
@@ -278,46 +322,155 @@ class Value:
     # Arithmetic
     # ---------------------------------------------------------------------------
 
+    # Each operator calls the library once and wraps the new node without any helper
+    # call: in micrograd-style code these few lines are the Python cost of every
+    # operation. A number operand becomes a leaf inside that one library call.
+
     def __add__(self, other: Operand) -> Value:
-        return _binary(_c.value_add, self, other)
+        """``self + other``; a number ``other`` becomes a leaf operand."""
+        if isinstance(other, Value):
+            node = _value_add(self._ptr, other._ptr)
+        else:
+            number = other if type(other) is float else _number(other)
+            if number is None:
+                return NotImplemented
+            node = _value_add_scalar(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __radd__(self, other: Scalar) -> Value:
-        return _reflected(_c.value_add, self, other)
+        """``other + self`` for a number ``other`` (micrograd's ``1 + x``), which becomes a leaf operand."""
+        number = other if type(other) is float else _number(other)
+        if number is None:
+            return NotImplemented
+        node = _value_scalar_add(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __sub__(self, other: Operand) -> Value:
-        return _binary(_c.value_sub, self, other)
+        """``self - other``; a number ``other`` becomes a leaf operand."""
+        if isinstance(other, Value):
+            node = _value_sub(self._ptr, other._ptr)
+        else:
+            number = other if type(other) is float else _number(other)
+            if number is None:
+                return NotImplemented
+            node = _value_sub_scalar(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __rsub__(self, other: Scalar) -> Value:
-        return _reflected(_c.value_sub, self, other)
+        """``other - self`` for a number ``other`` (``1 - x``), which becomes a leaf operand."""
+        number = other if type(other) is float else _number(other)
+        if number is None:
+            return NotImplemented
+        node = _value_scalar_sub(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __mul__(self, other: Operand) -> Value:
-        return _binary(_c.value_mul, self, other)
+        """``self * other``; a number ``other`` becomes a leaf operand."""
+        if isinstance(other, Value):
+            node = _value_mul(self._ptr, other._ptr)
+        else:
+            number = other if type(other) is float else _number(other)
+            if number is None:
+                return NotImplemented
+            node = _value_mul_scalar(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __rmul__(self, other: Scalar) -> Value:
-        return _reflected(_c.value_mul, self, other)
+        """``other * self`` for a number ``other`` (``2 * x``), which becomes a leaf operand."""
+        number = other if type(other) is float else _number(other)
+        if number is None:
+            return NotImplemented
+        node = _value_scalar_mul(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __truediv__(self, other: Operand) -> Value:
-        return _binary(_c.value_div, self, other)
+        """``self / other``; a number ``other`` becomes a leaf operand."""
+        if isinstance(other, Value):
+            node = _value_div(self._ptr, other._ptr)
+        else:
+            number = other if type(other) is float else _number(other)
+            if number is None:
+                return NotImplemented
+            node = _value_div_scalar(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __rtruediv__(self, other: Scalar) -> Value:
-        return _reflected(_c.value_div, self, other)
+        """``other / self`` for a number ``other`` (``1 / x``), which becomes a leaf operand."""
+        number = other if type(other) is float else _number(other)
+        if number is None:
+            return NotImplemented
+        node = _value_scalar_div(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __pow__(self, exponent: Operand) -> Value:
         """``self ** exponent``: a Value exponent gets a gradient too; a number is a
         constant (the node's ``_op`` then shows it, as in micrograd: ``'**2'``)."""
         if isinstance(exponent, Value):
-            return _binary(_c.value_pow, self, exponent)
-        if type(exponent) is float or isinstance(exponent, numbers.Real):
-            base = self._ptr
-            return _adopt(_node_or_raise(_c.value_pow_const(base, float(exponent)), base))
-        return NotImplemented
+            node = _value_pow(self._ptr, exponent._ptr)
+        else:
+            number = exponent if type(exponent) is float else _number(exponent)
+            if number is None:
+                return NotImplemented
+            node = _value_pow_const(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __rpow__(self, base: Scalar) -> Value:
-        """``base ** self`` for a number ``base``: the exponent is the Value."""
-        return _reflected(_c.value_pow, self, base)
+        """``base ** self`` for a number ``base``: the exponent is the Value, the base a
+        leaf operand."""
+        number = base if type(base) is float else _number(base)
+        if number is None:
+            return NotImplemented
+        node = _value_scalar_pow(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def __neg__(self) -> Value:
-        return _unary(_c.value_neg, self)
+        """``-self``."""
+        node = _value_neg(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     # ---------------------------------------------------------------------------
     # Functions
@@ -325,23 +478,48 @@ class Value:
 
     def relu(self) -> Value:
         """max(self, 0); its gradient at 0 is 0, as in micrograd."""
-        return _unary(_c.value_relu, self)
+        node = _value_relu(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def tanh(self) -> Value:
         """The hyperbolic tangent."""
-        return _unary(_c.value_tanh, self)
+        node = _value_tanh(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def exp(self) -> Value:
         """e ** self (inf when it overflows)."""
-        return _unary(_c.value_exp, self)
+        node = _value_exp(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def log(self) -> Value:
         """The natural logarithm: log(0) is -inf and the log of a negative is nan."""
-        return _unary(_c.value_log, self)
+        node = _value_log(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     def sigmoid(self) -> Value:
         """1 / (1 + exp(-self)), computed without overflow for large |self|."""
-        return _unary(_c.value_sigmoid, self)
+        node = _value_sigmoid(self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
 
     @staticmethod
     def sum(terms: Iterable[Operand]) -> Value:

@@ -19,13 +19,14 @@ def code_blocks(language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", README, flags=re.DOTALL)
 
 
-def test_python_example_prints_the_numbers_in_its_comment() -> None:
+def test_python_example_prints_the_numbers_in_its_comment(tmp_path: Path) -> None:
     (block,) = [b for b in code_blocks("python") if "backward()" in b]
     expected = re.search(r"# ([-\d.]+), ([-\d.]+), ([-\d.]+)", block)
     assert expected, "the example states its output in a comment"
     # Only the engine part: MLP lines need no output check here (tests/test_nn.py).
+    # Run outside the repository, whose source folder would shadow the installed package.
     result = subprocess.run(
-        [sys.executable, "-c", block], capture_output=True, text=True, check=True
+        [sys.executable, "-c", block], capture_output=True, text=True, check=True, cwd=tmp_path
     )
     assert result.stdout.split("\n")[0] == ", ".join(expected.groups())
 

@@ -160,6 +160,26 @@ MICROCRAD_API Value *value_relu(Value *a);                  /**< max(a, 0); grad
 MICROCRAD_API Value *value_tanh(Value *a);                  /**< tanh(a) */
 MICROCRAD_API Value *value_sigmoid(Value *a);               /**< 1 / (1 + exp(-a)), computed without overflow */
 
+/*
+ * A binary op with a number operand, in one call: value_mul_scalar(a, c) is what
+ * value_create_leaf(c) and then value_mul(a, leaf) build, value_scalar_sub(c, a) what
+ * value_sub(leaf, a) builds, and so on. The graph is exactly that one, the constant a
+ * leaf operand like any other (so d/dc lands in the leaf's grad); the new node holds the
+ * only reference to the leaf. For callers to whom each call is costly (Python's `x * 2`,
+ * `1 - x`). Each returns a new node (one reference), or NULL when a is not a live
+ * Value, a's reference count would overflow, or memory runs out (nothing is then left
+ * allocated).
+ */
+MICROCRAD_API Value *value_add_scalar(Value *a, double c);  /**< a + c */
+MICROCRAD_API Value *value_sub_scalar(Value *a, double c);  /**< a - c */
+MICROCRAD_API Value *value_mul_scalar(Value *a, double c);  /**< a * c */
+MICROCRAD_API Value *value_div_scalar(Value *a, double c);  /**< a / c */
+MICROCRAD_API Value *value_scalar_add(double c, Value *a);  /**< c + a */
+MICROCRAD_API Value *value_scalar_sub(double c, Value *a);  /**< c - a */
+MICROCRAD_API Value *value_scalar_mul(double c, Value *a);  /**< c * a */
+MICROCRAD_API Value *value_scalar_div(double c, Value *a);  /**< c / a */
+MICROCRAD_API Value *value_scalar_pow(double c, Value *a);  /**< c ** a */
+
 /**
  * The n-ary sum terms[0] + terms[1] + ... + terms[n-1], added left to right, as one
  * node with n operands. A node may appear several times. n == 0 gives a node holding
@@ -254,7 +274,10 @@ MICROCRAD_API int value_write_dot(Value *root, FILE *out);
  * them when freed, so the parameters outlive it only if the caller holds them too.
  * Updates follow torch.optim's formulas exactly (see each constructor). The handle
  * carries a canary like a Value does (see "Neural networks in C" below for what it
- * catches), so a freed or foreign handle gets an error, not a crash.
+ * catches), so a freed or foreign handle gets an error, not a crash. Besides a pointer
+ * per parameter, an optimizer keeps 16 to 48 bytes per parameter: its state (SGD's
+ * momentum buffer, Adam's two moments) and a record of what a step overwrites, which
+ * lets a step that meets a released parameter put everything back.
  */
 typedef struct microcrad_optimizer microcrad_optimizer;
 
@@ -287,6 +310,16 @@ MICROCRAD_API int microcrad_optimizer_step(microcrad_optimizer *opt);
 
 /** Sets every parameter's grad to 0. Returns MICROCRAD_OK or a negative status. */
 MICROCRAD_API int microcrad_optimizer_zero_grad(microcrad_optimizer *opt);
+
+/**
+ * microcrad_optimizer_step, then microcrad_optimizer_zero_grad, with the same results
+ * and errors, in one pass over the parameters, where the two calls read each
+ * parameter's memory again: for training loops that zero the gradients right after
+ * each update, such as a replayed tape's (leaf gradients accumulate, so they must be
+ * zeroed before the next backward). Worth it when the parameters take more memory than
+ * the cache holds, where each pass is paid in memory traffic.
+ */
+MICROCRAD_API int microcrad_optimizer_step_zero_grad(microcrad_optimizer *opt);
 
 /** Changes the learning rate (for schedules). Returns MICROCRAD_OK, or a negative status
  *  for a bad optimizer or a negative or non-finite lr. */
@@ -326,6 +359,17 @@ typedef enum microcrad_activation {
     MICROCRAD_ACT_TANH,       /**< value_tanh */
     MICROCRAD_ACT_SIGMOID     /**< value_sigmoid */
 } microcrad_activation;
+
+/**
+ * act(value_neuron(n, w, x, b)) in one call: the neuron node, then (unless act is
+ * MICROCRAD_ACT_LINEAR) the activation node over it, exactly the nodes that
+ * value_neuron followed by value_relu (or value_tanh, value_sigmoid) build. Only the
+ * activation node holds the neuron node. For callers to whom each call is costly.
+ * Returns a new node (one reference), or NULL on the conditions of value_neuron or
+ * when act is not a microcrad_activation (nothing is then left allocated).
+ */
+MICROCRAD_API Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x,
+                                             Value *b, microcrad_activation act);
 
 typedef struct microcrad_neuron microcrad_neuron;
 typedef struct microcrad_layer microcrad_layer;

@@ -71,15 +71,53 @@ static void unmark(const NodeList *list)
         list->items[i]->flags &= (uint16_t)~MC_FLAG_VISITED;
 }
 
+/* Whether every operand of `v` is a leaf or already visited: then the walk can place
+ * `v` at once (after its unvisited leaves) instead of stacking a frame for it. */
+static int operands_done(const Value *v)
+{
+    for (uint32_t i = 0; i < v->n_prevs; i++) {
+        const Value *operand = v->prev[i];
+        if (operand->n_prevs > 0 && !(operand->flags & MC_FLAG_VISITED))
+            return 0;
+    }
+    return 1;
+}
+
+/* Places `v`, whose operands are all leaves or visited, as the walk would after
+ * visiting them: its unvisited leaves in operand order (when the walk lists leaves),
+ * then `v`. Returns 0 when memory runs out (the marks set so far stay, for the
+ * caller's clean-up; the order records them). */
+static int place_done(NodeList *order, Value *v, int with_leaves)
+{
+    if (with_leaves) {
+        for (uint32_t i = 0; i < v->n_prevs; i++) {
+            Value *operand = v->prev[i];
+            if (operand->flags & MC_FLAG_VISITED)
+                continue;
+            if (!list_push(order, operand))
+                return 0;
+            operand->flags |= MC_FLAG_VISITED;
+        }
+    }
+    return list_push(order, v);
+}
+
 /*
  * Fills `order` with every node reachable from `root`, each after all its operands
- * (so the root comes last). On success the nodes are still marked visited; the caller
+ * (so the root comes last). With `with_leaves` zero, leaves other than the root are
+ * left out and left unmarked: back-propagation has nothing to do at a leaf but add to
+ * its grad, which its consumers do. On success the listed nodes are still marked visited; the caller
  * unmarks them. On failure (out of memory) every mark is cleared and `order` freed.
+ *
+ * The order is the one a recursive depth-first walk produces, operands visited in
+ * order; it decides the order in which gradients are summed, so it must not change.
  */
-static int topological_order(Value *root, NodeList *order)
+static int topological_order(Value *root, NodeList *order, int with_leaves)
 {
     FrameStack stack = {0};
     *order = (NodeList){0};
+    /* The root is listed (and so marked) even when it is a leaf: every walk makes its
+     * arrays the same way, whatever the graph. */
     root->flags |= MC_FLAG_VISITED;
     if (!stack_push(&stack, root))
         goto out_of_memory;
@@ -90,10 +128,18 @@ static int topological_order(Value *root, NodeList *order)
             Value *operand = node->prev[top->next++];
             if (operand->flags & MC_FLAG_VISITED)
                 continue;
-            operand->flags |= MC_FLAG_VISITED;
-            /* A leaf has nothing to visit: place it at once instead of stacking it. */
-            int placed = operand->n_prevs == 0 ? list_push(order, operand)
-                                               : stack_push(&stack, operand);
+            int placed;
+            if (operand->n_prevs == 0) {
+                /* A leaf has nothing to visit: placed at once, or skipped. */
+                if (!with_leaves)
+                    continue;
+                operand->flags |= MC_FLAG_VISITED;
+                placed = list_push(order, operand);
+            } else {
+                operand->flags |= MC_FLAG_VISITED;
+                placed = operands_done(operand) ? place_done(order, operand, with_leaves)
+                                                : stack_push(&stack, operand);
+            }
             if (!placed) {
                 operand->flags &= (uint16_t)~MC_FLAG_VISITED;
                 goto out_of_memory;
@@ -108,6 +154,7 @@ static int topological_order(Value *root, NodeList *order)
     return MICROCRAD_OK;
 
 out_of_memory:
+    root->flags &= (uint16_t)~MC_FLAG_VISITED; /* marked before its frame was pushed */
     unmark(order);
     for (size_t i = 0; i < stack.len; i++)
         stack.items[i].node->flags &= (uint16_t)~MC_FLAG_VISITED;
@@ -120,7 +167,7 @@ out_of_memory:
 int mc_graph_order(Value *root, Value ***order, size_t *len)
 {
     NodeList list;
-    int status = topological_order(root, &list);
+    int status = topological_order(root, &list, 1);
     if (status != MICROCRAD_OK)
         return status;
     unmark(&list);
@@ -129,18 +176,49 @@ int mc_graph_order(Value *root, Value ***order, size_t *len)
     return MICROCRAD_OK;
 }
 
-void mc_backpropagate(Value *const *order, size_t len)
+/* Applies the backward rule of `v`, if its op has one. */
+static inline void apply_backward(Value *v)
+{
+    void (*backward)(Value *) = mc_rule(v->op)->backward;
+    if (backward)
+        backward(v);
+}
+
+void mc_backpropagate(Value *root, Value *const *interior, size_t n)
 {
     /* Interior gradients are recomputed from scratch each time; leaves accumulate. */
-    for (size_t i = 0; i < len; i++)
-        if (order[i]->n_prevs > 0)
-            order[i]->grad = 0.0;
-    order[len - 1]->grad += 1.0; /* the root comes last */
-    for (size_t i = len; i-- > 0;) {
-        Value *node = order[i];
-        const OpRule *rule = mc_op_rule(node->op);
-        if (rule->backward)
-            rule->backward(node);
+    for (size_t i = 0; i < n; i++)
+        interior[i]->grad = 0.0;
+    root->grad += 1.0; /* the root comes last, if it is interior */
+    for (size_t i = n; i-- > 0;)
+        apply_backward(interior[i]);
+}
+
+/*
+ * value_backward's work over `order` (the interior nodes and the root, as
+ * topological_order leaves them: still marked). One pass instead of three (unmark, zero, back-propagate): a
+ * node's consumers all come after it in the order, so the reverse pass reaches every
+ * consumer of a node before the node itself, and the first consumer to be reached
+ * finds the node still marked. It zeroes the node's grad and unmarks it just before
+ * adding the first contribution. Leaves were never marked, and keep accumulating.
+ */
+static void backpropagate_marked(Value *root, Value *const *order, size_t n)
+{
+    /* The root is listed and marked even when it is a leaf (whose grad accumulates). */
+    if (root->n_prevs > 0)
+        root->grad = 0.0;
+    root->flags &= (uint16_t)~MC_FLAG_VISITED;
+    root->grad += 1.0;
+    for (size_t i = n; i-- > 0;) {
+        Value *v = order[i];
+        for (uint32_t j = 0; j < v->n_prevs; j++) {
+            Value *operand = v->prev[j];
+            if (operand->flags & MC_FLAG_VISITED) {
+                operand->grad = 0.0;
+                operand->flags &= (uint16_t)~MC_FLAG_VISITED;
+            }
+        }
+        apply_backward(v);
     }
 }
 
@@ -149,12 +227,11 @@ int value_backward(Value *root)
     int status = mc_check_value(root, "value_backward", 1);
     if (status != MICROCRAD_OK)
         return status;
-    Value **order;
-    size_t len;
-    if (mc_graph_order(root, &order, &len) != MICROCRAD_OK)
+    NodeList order;
+    if (topological_order(root, &order, 0) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_backward: out of memory ordering the graph");
-    mc_backpropagate(order, len);
-    mc_free(order);
+    backpropagate_marked(root, order.items, order.len);
+    mc_free(order.items);
     return MICROCRAD_OK;
 }
 
@@ -163,12 +240,13 @@ int value_zero_grad(Value *root)
     int status = mc_check_value(root, "value_zero_grad", 1);
     if (status != MICROCRAD_OK)
         return status;
-    Value **order;
-    size_t len;
-    if (mc_graph_order(root, &order, &len) != MICROCRAD_OK)
+    NodeList order;
+    if (topological_order(root, &order, 1) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_zero_grad: out of memory walking the graph");
-    for (size_t i = 0; i < len; i++)
-        order[i]->grad = 0.0;
-    mc_free(order);
+    for (size_t i = 0; i < order.len; i++) {
+        order.items[i]->grad = 0.0;
+        order.items[i]->flags &= (uint16_t)~MC_FLAG_VISITED;
+    }
+    mc_free(order.items);
     return MICROCRAD_OK;
 }

@@ -26,12 +26,27 @@ typedef struct OpRule {
 /* The rule of op `op`, or NULL when `op` is not an op. */
 const OpRule *mc_op_rule(int op);
 
+/* The rule of every op, by op code (op_table.c). */
+extern const OpRule *const mc_rules[MICROCRAD_OP_COUNT_];
+
+/* The rule of a live node's op, without mc_op_rule's range check (the op of a node is
+ * always valid): inlined into the loops that run once per node. */
+static inline const OpRule *mc_rule(uint16_t op) { return mc_rules[op]; }
+
 extern const OpRule mc_rule_leaf, mc_rule_custom;
 extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_neg,
     mc_rule_sum;
 extern const OpRule mc_rule_pow, mc_rule_pow_const, mc_rule_exp, mc_rule_log;
 extern const OpRule mc_rule_relu, mc_rule_tanh, mc_rule_sigmoid;
 extern const OpRule mc_rule_neuron;
+
+/* The most neuron nodes mc_neuron_forward_group computes at once. */
+#define MC_NEURON_GROUP 4
+
+/* Computes the data of k neuron nodes (2 <= k <= MC_NEURON_GROUP) that have the same
+ * number of operands and do not depend on each other, their sums interleaved: the
+ * results are those of each node's own forward rule (ops_nn.c). */
+void mc_neuron_forward_group(Value *const *nodes, size_t k);
 
 /* ---- nodes (node.c) ---------------------------------------------------------- */
 
@@ -43,6 +58,19 @@ extern const OpRule mc_rule_neuron;
  */
 Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
                    Value *const *operands);
+
+/*
+ * op(a, leaf) or, when constant_first, op(leaf, a), where leaf is a new leaf holding c:
+ * the value_*_scalar and value_scalar_* functions, which name themselves in `fn`.
+ * Returns the new node, which holds the leaf's only reference, or NULL (error
+ * recorded, nothing left allocated).
+ */
+Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int constant_first);
+
+/* Drops the creator's reference to `v`, a node that the calling thread has just made
+ * and that exactly one other node, also just made and not yet handed out, holds: no
+ * other thread can know either yet, so no atomic read-modify-write is needed. */
+void mc_release_fresh(Value *v);
 
 /* Checks that `v` is a live Value. Returns MICROCRAD_OK, or records an error naming `fn`
  * and argument number `arg` (1-based) and returns the status. */
@@ -122,7 +150,9 @@ int mc_error(int status, const char *fmt, ...)
  * themselves in the message). */
 int mc_graph_order(Value *root, Value ***order, size_t *len);
 
-/* value_backward's work over an order made by mc_graph_order (len >= 1). */
-void mc_backpropagate(Value *const *order, size_t len);
+/* value_backward's work for `root` over `interior`, its n interior nodes (operands
+ * before results, the root last when it is interior; leaves left out): zeroes their
+ * gradients, adds 1 to the root's, and applies the backward rules in reverse order. */
+void mc_backpropagate(Value *root, Value *const *interior, size_t n);
 
 #endif /* MICROCRAD_INTERNAL_H */

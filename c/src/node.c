@@ -87,7 +87,7 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
     v->flags = 0;
     if (n > 0)
         memcpy(v->prev, operands, n * sizeof *operands);
-    const OpRule *rule = mc_op_rule(op);
+    const OpRule *rule = mc_rule((uint16_t)op);
     v->data = rule->forward ? rule->forward(v) : data;
     return v;
 }
@@ -169,4 +169,36 @@ uint32_t value_ref_count(const Value *v)
     if (mc_check_value(v, "value_ref_count", 1) != MICROCRAD_OK)
         return 0;
     return atomic_load_explicit(&v->ref_count, memory_order_relaxed);
+}
+
+/*
+ * The leaf for c and the op node over it in one call. The caller's reference to the
+ * leaf is never handed out, so instead of being given back with value_release (an
+ * atomic read-modify-write) it is simply dropped before anyone else can see the leaf.
+ */
+Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int constant_first)
+{
+    if (mc_check_value(a, fn, constant_first ? 2 : 1) != MICROCRAD_OK)
+        return NULL;
+    Value *leaf = mc_node_new(fn, MICROCRAD_OP_LEAF, c, 0.0, 0, NULL);
+    if (!leaf)
+        return NULL;
+    Value *operands[2] = {constant_first ? leaf : a, constant_first ? a : leaf};
+    Value *v = mc_node_new(fn, op, 0.0, 0.0, 2, operands);
+    if (!v) {
+        /* The error (memory, or a's count at its maximum) is recorded; freeing the
+         * leaf, live and held by nobody else, records nothing. */
+        if (drop_reference(leaf))
+            free_unreferenced(leaf);
+        return NULL;
+    }
+    mc_release_fresh(leaf);
+    return v;
+}
+
+void mc_release_fresh(Value *v)
+{
+    /* No other thread can know `v` yet, so the count is not contended: a plain store
+     * takes it from 2 (the creator's and the holder's) to 1 (the holder's). */
+    atomic_store_explicit(&v->ref_count, 1, memory_order_relaxed);
 }

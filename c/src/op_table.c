@@ -7,7 +7,7 @@
 const OpRule mc_rule_leaf = {"", NULL, NULL};
 const OpRule mc_rule_custom = {"custom", NULL, NULL};
 
-static const OpRule *const rules[MICROCRAD_OP_COUNT_] = {
+const OpRule *const mc_rules[MICROCRAD_OP_COUNT_] = {
     [MICROCRAD_OP_LEAF] = &mc_rule_leaf,
     [MICROCRAD_OP_CUSTOM] = &mc_rule_custom,
     [MICROCRAD_OP_ADD] = &mc_rule_add,
@@ -28,5 +28,5 @@ static const OpRule *const rules[MICROCRAD_OP_COUNT_] = {
 
 const OpRule *mc_op_rule(int op)
 {
-    return op >= 0 && op < MICROCRAD_OP_COUNT_ ? rules[op] : NULL;
+    return op >= 0 && op < MICROCRAD_OP_COUNT_ ? mc_rules[op] : NULL;
 }

@@ -89,3 +89,37 @@ Value *value_sum(int32_t n, Value *const *terms)
     }
     return mc_node_new("value_sum", MICROCRAD_OP_SUM, 0.0, 0.0, (uint32_t)n, terms);
 }
+
+/* The one-call forms with a number operand (see mc_binary_scalar). */
+Value *value_add_scalar(Value *a, double c)
+{
+    return mc_binary_scalar("value_add_scalar", MICROCRAD_OP_ADD, a, c, 0);
+}
+Value *value_sub_scalar(Value *a, double c)
+{
+    return mc_binary_scalar("value_sub_scalar", MICROCRAD_OP_SUB, a, c, 0);
+}
+Value *value_mul_scalar(Value *a, double c)
+{
+    return mc_binary_scalar("value_mul_scalar", MICROCRAD_OP_MUL, a, c, 0);
+}
+Value *value_div_scalar(Value *a, double c)
+{
+    return mc_binary_scalar("value_div_scalar", MICROCRAD_OP_DIV, a, c, 0);
+}
+Value *value_scalar_add(double c, Value *a)
+{
+    return mc_binary_scalar("value_scalar_add", MICROCRAD_OP_ADD, a, c, 1);
+}
+Value *value_scalar_sub(double c, Value *a)
+{
+    return mc_binary_scalar("value_scalar_sub", MICROCRAD_OP_SUB, a, c, 1);
+}
+Value *value_scalar_mul(double c, Value *a)
+{
+    return mc_binary_scalar("value_scalar_mul", MICROCRAD_OP_MUL, a, c, 1);
+}
+Value *value_scalar_div(double c, Value *a)
+{
+    return mc_binary_scalar("value_scalar_div", MICROCRAD_OP_DIV, a, c, 1);
+}

@@ -23,9 +23,11 @@ static uint32_t neuron_terms(const Value *v) { return (v->n_prevs - 1) / 2; }
  * sum((wi*xi for ...), b) computes b + p0, then (b + p0) + p1, and so on. */
 static double neuron_forward(const Value *v)
 {
-    double acc = BIAS(v)->data;
-    for (uint32_t i = 0; i < neuron_terms(v); i++) {
-        double product = W(v, i)->data * X(v, i)->data;
+    Value *const *slot = v->prev; /* b, w0, x0, w1, x1, ... */
+    Value *const *end = slot + 1 + 2 * (size_t)neuron_terms(v);
+    double acc = slot[0]->data;
+    for (slot++; slot != end; slot += 2) {
+        double product = slot[0]->data * slot[1]->data;
         acc = acc + product;
     }
     return acc;
@@ -41,55 +43,102 @@ static double neuron_forward(const Value *v)
 static void neuron_backward(Value *v)
 {
     double g = v->grad;
-    uint32_t n = neuron_terms(v);
-    for (uint32_t i = n; i-- > 0;) {
-        if (i == 0)
-            BIAS(v)->grad += g;
-        W(v, i)->grad += X(v, i)->data * g;
-        X(v, i)->grad += W(v, i)->data * g;
+    Value *const *first = v->prev + 1; /* w0's slot */
+    Value *const *slot = first + 2 * (size_t)neuron_terms(v);
+    /* Both data are read before either grad is written: a node in both slots of a
+     * term (w[i] == x[i]) gets x*g and then w*g from the same data either way, since
+     * grad writes never change data. Walking down pointer by pointer keeps the loop to
+     * a few instructions a term. */
+    while (slot != first) {
+        slot -= 2;
+        Value *w = slot[0], *x = slot[1];
+        double wd = w->data, xd = x->data;
+        if (slot == first)
+            v->prev[0]->grad += g; /* the bias, just before the first term */
+        w->grad += xd * g;
+        x->grad += wd * g;
     }
-    if (n == 0)
-        BIAS(v)->grad += g;
+    if (neuron_terms(v) == 0) /* no terms: only the bias */
+        v->prev[0]->grad += g;
 }
 
 const OpRule mc_rule_neuron = {"neuron", neuron_forward, neuron_backward};
 
+/* neuron_forward for several nodes at once: each sum is still b, then + w0*x0, then
+ * + w1*x1, ..., in its own variable; only the chains of additions of different nodes,
+ * which do not wait for each other, are interleaved. */
+void mc_neuron_forward_group(Value *const *nodes, size_t k)
+{
+    Value *const *slots[MC_NEURON_GROUP];
+    double acc[MC_NEURON_GROUP];
+    for (size_t j = 0; j < k; j++) {
+        slots[j] = nodes[j]->prev;
+        acc[j] = slots[j][0]->data;
+    }
+    size_t end = 1 + 2 * (size_t)neuron_terms(nodes[0]); /* the same for all k */
+    if (k == MC_NEURON_GROUP) {
+        /* The common case spelled out, so that the four sums live in registers. */
+        Value *const *s0 = slots[0], *const *s1 = slots[1], *const *s2 = slots[2],
+                     *const *s3 = slots[3];
+        double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
+        for (size_t i = 1; i < end; i += 2) {
+            double p0 = s0[i]->data * s0[i + 1]->data;
+            double p1 = s1[i]->data * s1[i + 1]->data;
+            double p2 = s2[i]->data * s2[i + 1]->data;
+            double p3 = s3[i]->data * s3[i + 1]->data;
+            a0 = a0 + p0;
+            a1 = a1 + p1;
+            a2 = a2 + p2;
+            a3 = a3 + p3;
+        }
+        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
+    } else {
+        for (size_t i = 1; i < end; i += 2)
+            for (size_t j = 0; j < k; j++)
+                acc[j] = acc[j] + slots[j][i]->data * slots[j][i + 1]->data;
+    }
+    for (size_t j = 0; j < k; j++)
+        nodes[j]->data = acc[j];
+}
+
 /* Small neurons gather their operands on the stack; bigger ones in a temporary array. */
 enum { STACK_OPERANDS = 65 };
 
-/* Checks w[i] or x[i] (argument `arg`, array `name`), naming the slot in the message. */
-static int check_slot(const Value *v, int arg, const char *name, int32_t i)
+/* Checks w[i] or x[i] (argument `arg`, array `name`) for `fn`, naming the slot in the
+ * message. */
+static int check_slot(const char *fn, const Value *v, int arg, const char *name, int32_t i)
 {
     if (v && v->magic == MICROCRAD_MAGIC_LIVE)
         return MICROCRAD_OK;
-    char where[64];
-    snprintf(where, sizeof where, "value_neuron (%s[%ld])", name, (long)i);
+    char where[80];
+    snprintf(where, sizeof where, "%s (%s[%ld])", fn, name, (long)i);
     return mc_check_value(v, where, arg);
 }
 
-Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
+/* value_neuron's work, for it and value_neuron_activation, which name themselves in
+ * `fn`. */
+static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b)
 {
     if (n < 0) {
-        mc_error(MICROCRAD_ERR_ARGUMENT, "value_neuron: n must be >= 0, got %ld", (long)n);
+        mc_error(MICROCRAD_ERR_ARGUMENT, "%s: n must be >= 0, got %ld", fn, (long)n);
         return NULL;
     }
     if (n > 0 && (!w || !x)) {
-        mc_error(MICROCRAD_ERR_NULL, "value_neuron: %s is NULL but n is %ld", !w ? "w" : "x",
-                 (long)n);
+        mc_error(MICROCRAD_ERR_NULL, "%s: %s is NULL but n is %ld", fn, !w ? "w" : "x", (long)n);
         return NULL;
     }
-    if (mc_check_value(b, "value_neuron", 4) != MICROCRAD_OK)
+    if (mc_check_value(b, fn, 4) != MICROCRAD_OK)
         return NULL;
     for (int32_t i = 0; i < n; i++)
-        if (check_slot(w[i], 2, "w", i) != MICROCRAD_OK ||
-            check_slot(x[i], 3, "x", i) != MICROCRAD_OK)
+        if (check_slot(fn, w[i], 2, "w", i) != MICROCRAD_OK ||
+            check_slot(fn, x[i], 3, "x", i) != MICROCRAD_OK)
             return NULL;
 
     uint32_t count = 2u * (uint32_t)n + 1u; /* at most 2^32 - 1: n_prevs holds it */
 #if SIZE_MAX / 8 < UINT32_MAX
     /* Only a 32-bit size_t can fail to count the bytes of the operand array. */
     if (count > SIZE_MAX / sizeof(Value *)) {
-        mc_error(MICROCRAD_ERR_NOMEM, "value_neuron: %ld inputs are too many", (long)n);
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: %ld inputs are too many", fn, (long)n);
         return NULL;
     }
 #endif
@@ -98,7 +147,7 @@ Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
     if (count > STACK_OPERANDS) {
         operands = mc_alloc(count * sizeof *operands);
         if (!operands) {
-            mc_error(MICROCRAD_ERR_NOMEM, "value_neuron: out of memory");
+            mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
             return NULL;
         }
     }
@@ -107,8 +156,36 @@ Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
         operands[2 * i + 1] = w[i];
         operands[2 * i + 2] = x[i];
     }
-    Value *v = mc_node_new("value_neuron", MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
+    Value *v = mc_node_new(fn, MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
     if (operands != on_stack)
         mc_free(operands);
     return v;
+}
+
+Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
+{
+    return neuron_node("value_neuron", n, w, x, b);
+}
+
+/* The neuron node and its activation node in one call; only the activation node holds
+ * the neuron node, as if the caller had released its own reference at once. */
+Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
+                               microcrad_activation act)
+{
+    static const char fn[] = "value_neuron_activation";
+    if (mc_check_activation(act, fn, 5) != MICROCRAD_OK)
+        return NULL;
+    Value *z = neuron_node(fn, n, w, x, b);
+    if (!z || act == MICROCRAD_ACT_LINEAR)
+        return z;
+    microcrad_op op = act == MICROCRAD_ACT_RELU   ? MICROCRAD_OP_RELU
+                      : act == MICROCRAD_ACT_TANH ? MICROCRAD_OP_TANH
+                                                  : MICROCRAD_OP_SIGMOID;
+    Value *y = mc_node_new(fn, op, 0.0, 0.0, 1, &z);
+    if (!y) {
+        value_release(z); /* ours alone: frees it, and records no error over ours */
+        return NULL;
+    }
+    mc_release_fresh(z);
+    return y;
 }

@@ -29,6 +29,12 @@ Value *value_pow(Value *base, Value *exponent)
     return mc_node_new("value_pow", MICROCRAD_OP_POW, 0.0, 0.0, 2, operands);
 }
 
+/* c ** a for a number c: the one-call form (see mc_binary_scalar). */
+Value *value_scalar_pow(double c, Value *a)
+{
+    return mc_binary_scalar("value_scalar_pow", MICROCRAD_OP_POW, a, c, 1);
+}
+
 /* base ** param, a constant exponent. */
 static double pow_const_forward(const Value *v) { return pow(A(v)->data, v->param); }
 static void pow_const_backward(Value *v)

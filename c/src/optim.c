@@ -13,9 +13,15 @@
 
 typedef enum OptimizerKind { KIND_SGD, KIND_ADAM } OptimizerKind;
 
+/* What a step saves of each parameter before updating it (data and grad), before the
+ * parameter's optimizer state: see step(). */
+enum { UNDO_FIELDS = 2 };
+
 struct microcrad_optimizer {
     Value **params;    /* n_params parameters, one reference held to each */
     double *state;     /* SGD: n momentum buffers; Adam: n first moments, then n second */
+    double *undo;      /* n * undo_stride doubles: what the current step overwrote */
+    uint32_t undo_stride; /* UNDO_FIELDS + the number of state doubles per parameter */
     uint32_t magic;    /* MC_MAGIC_OPTIMIZER while alive (see internal.h for its place) */
     uint32_t n_params;
     OptimizerKind kind;
@@ -64,18 +70,23 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
                                           Value *const *params, size_t state_per_param)
 {
     size_t n = (size_t)n_params;
-    if (n > SIZE_MAX / sizeof(double) / (state_per_param ? state_per_param : 1)) {
+    size_t undo_stride = UNDO_FIELDS + state_per_param;
+    if (n > SIZE_MAX / sizeof(double) / undo_stride) {
         mc_error(MICROCRAD_ERR_NOMEM, "%s: %ld parameters are too many", fn, (long)n_params);
         return NULL;
     }
     microcrad_optimizer *opt = mc_alloc(sizeof *opt);
     if (!opt)
         goto out_of_memory;
-    *opt = (microcrad_optimizer){.kind = kind, .n_params = (uint32_t)n_params};
+    *opt = (microcrad_optimizer){.kind = kind, .n_params = (uint32_t)n_params,
+                                 .undo_stride = (uint32_t)undo_stride};
     /* malloc(0) may return NULL, so empty arrays are simply not allocated. */
     if (n > 0) {
         opt->params = mc_alloc(n * sizeof *opt->params);
         if (!opt->params)
+            goto out_of_memory;
+        opt->undo = mc_alloc(n * undo_stride * sizeof *opt->undo);
+        if (!opt->undo)
             goto out_of_memory;
     }
     if (n > 0 && state_per_param > 0) {
@@ -90,6 +101,7 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
         if (status != MICROCRAD_OK) {
             while (i-- > 0)
                 value_release(params[i]);
+            mc_free(opt->undo);
             mc_free(opt->state);
             mc_free(opt->params);
             mc_free(opt);
@@ -103,6 +115,7 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
 
 out_of_memory:
     if (opt) {
+        mc_free(opt->undo);
         mc_free(opt->state);
         mc_free(opt->params);
         mc_free(opt);
@@ -164,74 +177,158 @@ microcrad_optimizer *microcrad_adam_create(int32_t n_params, Value *const *param
 
 /*
  * The parameters are retained, so they can only have died if someone released them
- * more often than they retained them. Checking them all before touching any keeps the
- * promise that nothing changes on error.
+ * more often than they retained them. The promise that nothing changes on error is
+ * kept by checking them all before touching any (zero_grad), or by putting back what
+ * was already changed (a step, below).
  */
+
+/* Records the error for parameter i, found not alive, and returns its status. */
+static int dead_parameter(const microcrad_optimizer *opt, uint32_t i, const char *fn)
+{
+    const Value *p = opt->params[i];
+    return mc_error(p->magic == MICROCRAD_MAGIC_DEAD ? MICROCRAD_ERR_RELEASED
+                                                     : MICROCRAD_ERR_FOREIGN,
+                    "%s: parameter %u is no longer a live Value (released by someone "
+                    "who did not own a reference?)",
+                    fn, (unsigned)i);
+}
+
 static int check_live_params(const microcrad_optimizer *opt, const char *fn)
 {
-    for (uint32_t i = 0; i < opt->n_params; i++) {
-        const Value *p = opt->params[i];
-        if (p->magic != MICROCRAD_MAGIC_LIVE)
-            return mc_error(p->magic == MICROCRAD_MAGIC_DEAD ? MICROCRAD_ERR_RELEASED
-                                                             : MICROCRAD_ERR_FOREIGN,
-                            "%s: parameter %u is no longer a live Value (released by someone "
-                            "who did not own a reference?)",
-                            fn, (unsigned)i);
-    }
+    for (uint32_t i = 0; i < opt->n_params; i++)
+        if (opt->params[i]->magic != MICROCRAD_MAGIC_LIVE)
+            return dead_parameter(opt, i, fn);
     return MICROCRAD_OK;
 }
 
-/* torch.optim.SGD with dampening 0 and no Nesterov, one parameter at a time. */
-static void sgd_step(microcrad_optimizer *opt)
+/*
+ * A step visits each parameter once: checks its canary, saves what it is about to
+ * overwrite (data, grad and the parameter's state) in `undo`, and updates it. When it
+ * meets a parameter that is no longer alive, it puts back every parameter it already
+ * updated, so that nothing has changed when it reports the error, as if it had
+ * checked them all first. A separate checking pass would read every parameter's
+ * memory twice per step; for a network larger than the cache that doubles the cost
+ * of the step, where the undo record is a short sequential write.
+ *
+ * With `zero`, each gradient is set to 0 as soon as it has been read: the step and a
+ * following zero_grad in one pass, where a separate zero_grad would read every
+ * parameter's memory again.
+ *
+ * Parameters are visited from last to first; they are independent, so the order
+ * changes no result (a parameter listed twice is updated twice, in that order too).
+ */
+
+/* Puts back parameters [from, n_params), in the reverse of the order they were
+ * updated in (so that a parameter listed twice gets its oldest record last). */
+static void restore(microcrad_optimizer *opt, uint32_t from)
 {
-    for (uint32_t i = 0; i < opt->n_params; i++) {
-        Value *p = opt->params[i];
-        double g = p->grad;
-        /* torch skips the term when weight_decay is 0, which matters for inf data. */
-        if (opt->weight_decay != 0.0)
-            g = g + opt->weight_decay * p->data;
-        if (opt->momentum != 0.0) {
-            double *buf = &opt->state[i];
-            *buf = opt->steps == 1 ? g : opt->momentum * *buf + g;
-            g = *buf;
-        }
-        p->data = p->data - opt->lr * g;
+    uint32_t n = opt->n_params, stride = opt->undo_stride;
+    for (uint32_t i = from; i < n; i++) {
+        const double *record = &opt->undo[(size_t)i * stride];
+        opt->params[i]->data = record[0];
+        opt->params[i]->grad = record[1];
+        if (stride > UNDO_FIELDS) /* SGD's momentum buffer, or Adam's first moment */
+            opt->state[i] = record[2];
+        if (stride > UNDO_FIELDS + 1) /* Adam's second moment */
+            opt->state[n + i] = record[3];
     }
 }
 
-/* torch.optim.Adam without amsgrad: bias-corrected first and second moments. */
-static void adam_step(microcrad_optimizer *opt)
+/*
+ * The update formulas, one loop per optimizer: torch.optim.SGD (dampening 0, no
+ * Nesterov) and torch.optim.Adam (no amsgrad). Each returns the index of the first
+ * parameter (in its last-to-first order) found not alive, after putting back the ones
+ * it had updated, or UINT32_MAX when all went through. The hyper-parameters are read
+ * into locals: stored doubles could otherwise be the same memory as a parameter's
+ * data, and would be read again after every update.
+ */
+static uint32_t sgd_step(microcrad_optimizer *opt, int zero)
 {
-    double t = (double)opt->steps;
-    double step_size = opt->lr / (1.0 - pow(opt->beta1, t));
-    double bias_correction2_sqrt = sqrt(1.0 - pow(opt->beta2, t));
-    double *m = opt->state, *v = opt->state + opt->n_params;
-    for (uint32_t i = 0; i < opt->n_params; i++) {
-        Value *p = opt->params[i];
-        double g = p->grad;
-        if (opt->weight_decay != 0.0)
-            g = g + opt->weight_decay * p->data;
-        m[i] = opt->beta1 * m[i] + (1.0 - opt->beta1) * g;
-        v[i] = opt->beta2 * v[i] + (1.0 - opt->beta2) * g * g;
-        double denom = sqrt(v[i]) / bias_correction2_sqrt + opt->eps;
-        p->data = p->data - step_size * m[i] / denom;
+    Value *const *params = opt->params;
+    double *undo = opt->undo, *state = opt->state;
+    const uint32_t stride = opt->undo_stride;
+    const double lr = opt->lr, weight_decay = opt->weight_decay, momentum = opt->momentum;
+    const int first = opt->steps == 1;
+    for (uint32_t i = opt->n_params; i-- > 0;) {
+        Value *p = params[i];
+        if (p->magic != MICROCRAD_MAGIC_LIVE) {
+            restore(opt, i + 1);
+            return i;
+        }
+        double data = p->data, g = p->grad;
+        double *record = &undo[(size_t)i * stride];
+        record[0] = data;
+        record[1] = g;
+        if (zero)
+            p->grad = 0.0;
+        /* torch skips the term when weight_decay is 0, which matters for inf data. */
+        if (weight_decay != 0.0)
+            g = g + weight_decay * data;
+        if (momentum != 0.0) {
+            record[2] = state[i];
+            state[i] = first ? g : momentum * state[i] + g;
+            g = state[i];
+        }
+        p->data = data - lr * g;
     }
+    return UINT32_MAX;
+}
+
+static uint32_t adam_step(microcrad_optimizer *opt, int zero)
+{
+    Value *const *params = opt->params;
+    double *undo = opt->undo, *m = opt->state, *v = opt->state + opt->n_params;
+    const uint32_t stride = opt->undo_stride;
+    const double beta1 = opt->beta1, beta2 = opt->beta2, eps = opt->eps;
+    const double weight_decay = opt->weight_decay;
+    const double t = (double)opt->steps;
+    const double step_size = opt->lr / (1.0 - pow(beta1, t));
+    const double bias_correction2_sqrt = sqrt(1.0 - pow(beta2, t));
+    for (uint32_t i = opt->n_params; i-- > 0;) {
+        Value *p = params[i];
+        if (p->magic != MICROCRAD_MAGIC_LIVE) {
+            restore(opt, i + 1);
+            return i;
+        }
+        double data = p->data, g = p->grad;
+        double *record = &undo[(size_t)i * stride];
+        record[0] = data;
+        record[1] = g;
+        record[2] = m[i];
+        record[3] = v[i];
+        if (zero)
+            p->grad = 0.0;
+        if (weight_decay != 0.0)
+            g = g + weight_decay * data;
+        m[i] = beta1 * m[i] + (1.0 - beta1) * g;
+        v[i] = beta2 * v[i] + (1.0 - beta2) * g * g;
+        double denom = sqrt(v[i]) / bias_correction2_sqrt + eps;
+        p->data = data - step_size * m[i] / denom;
+    }
+    return UINT32_MAX;
+}
+
+static int step(microcrad_optimizer *opt, const char *fn, int zero)
+{
+    int status = CHECK_OPTIMIZER(opt, fn);
+    if (status != MICROCRAD_OK)
+        return status;
+    opt->steps++;
+    uint32_t dead = opt->kind == KIND_SGD ? sgd_step(opt, zero) : adam_step(opt, zero);
+    if (dead == UINT32_MAX)
+        return MICROCRAD_OK;
+    opt->steps--;
+    return dead_parameter(opt, dead, fn);
 }
 
 int microcrad_optimizer_step(microcrad_optimizer *opt)
 {
-    const char *fn = "microcrad_optimizer_step";
-    int status = CHECK_OPTIMIZER(opt, fn);
-    if (status == MICROCRAD_OK)
-        status = check_live_params(opt, fn);
-    if (status != MICROCRAD_OK)
-        return status;
-    opt->steps++;
-    if (opt->kind == KIND_SGD)
-        sgd_step(opt);
-    else
-        adam_step(opt);
-    return MICROCRAD_OK;
+    return step(opt, "microcrad_optimizer_step", 0);
+}
+
+int microcrad_optimizer_step_zero_grad(microcrad_optimizer *opt)
+{
+    return step(opt, "microcrad_optimizer_step_zero_grad", 1);
 }
 
 int microcrad_optimizer_zero_grad(microcrad_optimizer *opt)
@@ -242,7 +339,7 @@ int microcrad_optimizer_zero_grad(microcrad_optimizer *opt)
         status = check_live_params(opt, fn);
     if (status != MICROCRAD_OK)
         return status;
-    for (uint32_t i = 0; i < opt->n_params; i++)
+    for (uint32_t i = opt->n_params; i-- > 0;) /* last to first: see sgd_step */
         opt->params[i]->grad = 0.0;
     return MICROCRAD_OK;
 }
@@ -269,6 +366,7 @@ void microcrad_optimizer_free(microcrad_optimizer *opt)
         return;
     for (uint32_t i = 0; i < opt->n_params; i++)
         value_release(opt->params[i]);
+    mc_free(opt->undo);
     mc_free(opt->state);
     mc_free(opt->params);
     opt->magic = MC_HANDLE_DEAD(MC_MAGIC_OPTIMIZER);
