@@ -699,6 +699,11 @@ def optimizer_step(handle: int) -> None:
     check_status(c.microcrad_optimizer_step(handle))
 
 
+def optimizer_step_zero_grad(handle: int) -> None:
+    """One update of every parameter, then its gradient set to 0, in one C call."""
+    check_status(c.microcrad_optimizer_step_zero_grad(handle))
+
+
 def optimizer_zero_grad(handle: int) -> None:
     """Sets the gradient of every parameter of the optimizer to 0."""
     check_status(c.microcrad_optimizer_zero_grad(handle))

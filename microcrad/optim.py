@@ -95,6 +95,11 @@ class Optimizer:
         """Sets the gradient of every parameter to 0, in one C call."""
         _lib.optimizer_zero_grad(self._live_handle())
 
+    def step_zero_grad(self) -> None:
+        """``step()`` then ``zero_grad()`` in one pass over the parameters (one C call):
+        the usual end of a training step when the next backward accumulates into them."""
+        _lib.optimizer_step_zero_grad(self._live_handle())
+
     @property
     def lr(self) -> float:
         """The learning rate; set it between steps for a schedule."""

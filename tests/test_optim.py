@@ -222,6 +222,22 @@ def test_zero_grad_clears_every_parameter(make) -> None:  # type: ignore[no-unty
     assert [p.grad for p in params] == [0.0] * 5
 
 
+@pytest.mark.parametrize(
+    "make", [lambda ps: SGD(ps, lr=0.1, momentum=0.9), lambda ps: Adam(ps, lr=0.01)]
+)
+def test_step_zero_grad_is_step_then_zero_grad(make) -> None:  # type: ignore[no-untyped-def]
+    fused, separate = [Value(0.5), Value(-2.0)], [Value(0.5), Value(-2.0)]
+    fused_optimizer, separate_optimizer = make(fused), make(separate)
+    for _ in range(3):
+        for params in (fused, separate):
+            (params[0] * params[1] + params[0] ** 2).backward()
+        fused_optimizer.step_zero_grad()
+        separate_optimizer.step()
+        separate_optimizer.zero_grad()
+        assert [p.data for p in fused] == [p.data for p in separate]
+        assert [p.grad for p in fused] == [0.0, 0.0]
+
+
 def test_lr_can_be_read_and_changed_between_steps() -> None:
     p = Value(1.0)
     optimizer = SGD([p], lr=0.5)

@@ -428,17 +428,8 @@ def moons_fused(steps: int) -> Run:
 
 def step_and_zero_grad(optimizer: Any) -> Callable[[], None]:
     """One C call that updates every parameter and zeroes its gradient (the next
-    replayed backward accumulates into the leaves), where the optimizer offers it."""
-    fused = getattr(optimizer, "step_zero_grad", None)
-    if fused is not None:
-        return fused  # type: ignore[no-any-return]
-    handle = optimizer._handle  # the C optimizer behind microcrad.optim's object
-    call = _lib.c.microcrad_optimizer_step_zero_grad
-
-    def step() -> None:
-        _lib.check_status(call(handle))
-
-    return step
+    replayed backward accumulates into the leaves)."""
+    return optimizer.step_zero_grad  # type: ignore[no-any-return]
 
 
 def moons_replay(steps: int) -> Run:
