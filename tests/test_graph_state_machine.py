@@ -1,9 +1,10 @@
 """Random programs of C API calls against a pure-Python model of the same graph.
 
 Hypothesis drives sequences of calls through the package's private ctypes bindings
-(``microcrad._lib``): creating leaves, every operation, custom nodes, retaining and
-releasing references, backward passes, zeroing, overwriting data and grads, DOT
-output, and operations whose allocation is made to fail. The model keeps, for every
+(``microcrad._lib``): creating leaves, every operation (the one-call forms with a
+number, value_sum and value_neuron included), custom nodes, retaining and releasing
+references, backward passes, zeroing, overwriting data and grads, DOT output, and
+calls whose allocation is made to fail. The model keeps, for every
 node it believes alive, its operands, its data, its reference count (references the
 test holds plus uses as an operand by live nodes) and its gradient, computed by a
 model backward with the library's semantics (interior gradients recomputed, leaf
@@ -366,12 +367,15 @@ class GraphMachine(RuleBasedStateMachine):
     @rule(t=tickets)
     def backward(self, t: Ticket) -> None:
         assert c.value_backward(t.node.ptr) == _lib.OK
-        order = topological_order(t.node)
+        self._model_backward(t.node)
+
+    def _model_backward(self, root: Node) -> None:
+        order = topological_order(root)
         for node in order:
             if node.operands:  # interior nodes are recomputed, leaves accumulate
                 node.grad, node.scale = 0.0, 0.0
-        t.node.grad += 1.0
-        t.node.scale += 1.0
+        root.grad += 1.0
+        root.scale += 1.0
         for node in reversed(order):
             for operand, slope in local_gradients(node):
                 operand.grad += node.grad * slope
@@ -380,7 +384,10 @@ class GraphMachine(RuleBasedStateMachine):
     @rule(t=tickets)
     def zero_grad(self, t: Ticket) -> None:
         assert c.value_zero_grad(t.node.ptr) == _lib.OK
-        for node in topological_order(t.node):
+        self._model_zero_grad(t.node)
+
+    def _model_zero_grad(self, root: Node) -> None:
+        for node in topological_order(root):
             node.grad, node.scale = 0.0, 0.0
 
     @rule(t=tickets, grad=numbers)
@@ -402,31 +409,57 @@ class GraphMachine(RuleBasedStateMachine):
     # --- allocation failures ----------------------------------------------------------
 
     @precondition(lambda self: self.live)
-    @rule(what=st.sampled_from(["leaf", "mul", "sum", "backward", "zero_grad"]),
+    @rule(target=tickets, what=st.sampled_from(["leaf", "mul", "sum", "backward", "zero_grad"]),
           data=st.data())
-    def failed_allocation(self, what: str, data: st.DataObject) -> None:
-        """The next allocation fails: the call reports it and changes nothing."""
+    def failed_allocation(self, what: str, data: st.DataObject) -> object:
+        """The next allocation fails: a call that reaches it reports MICROCRAD_ERR_NOMEM
+        and changes nothing; a call that allocates nothing (backward from a leaf, say)
+        is unaffected and must behave as usual."""
         node = data.draw(st.sampled_from(self.live))
         grads_before = [c.value_grad(n.ptr) for n in self.live]
         live_before = _lib.live_values()
+        allocations_before = c.microcrad_allocation_count()
         assert c.microcrad_fail_allocation(1) == _lib.OK
         try:
             if what == "leaf":
-                assert c.value_create_leaf(1.0) is None
+                result = c.value_create_leaf(1.0)
             elif what == "mul":
-                assert c.value_mul(node.ptr, node.ptr) is None
+                result = c.value_mul(node.ptr, node.ptr)
             elif what == "sum":
-                assert c.value_sum(1, _lib.pointer_array([node.ptr])) is None
+                result = c.value_sum(1, _lib.pointer_array([node.ptr]))
             elif what == "backward":
-                assert c.value_backward(node.ptr) == _lib.ERR_NOMEM
+                result = c.value_backward(node.ptr)
             else:
-                assert c.value_zero_grad(node.ptr) == _lib.ERR_NOMEM
+                result = c.value_zero_grad(node.ptr)
         finally:
             c.microcrad_fail_allocation(0)  # cancel it, whether or not it was used
+        failed = result is None or (isinstance(result, int) and result < 0 and
+                                    what in ("backward", "zero_grad"))
+        # It failed exactly when it tried to allocate.
+        assert failed == (c.microcrad_allocation_count() > allocations_before), (what, result)
+        if not failed:
+            return self._succeeded(what, node, result)
+        assert result is None or result == _lib.ERR_NOMEM
         assert c.microcrad_last_status() == _lib.ERR_NOMEM
         assert _lib.live_values() == live_before
         grads_after = [c.value_grad(n.ptr) for n in self.live]
         assert all(same_number(a, b, 0.0) for a, b in zip(grads_after, grads_before))
+        return multiple()
+
+    def _succeeded(self, what: str, node: Node, result: int) -> object:
+        """Model bookkeeping for a call of failed_allocation that did not allocate."""
+        if what == "backward":
+            self._model_backward(node)
+        elif what == "zero_grad":
+            self._model_zero_grad(node)
+        elif what == "leaf":
+            return multiple(Ticket(self._adopt(result, _lib.OP_LEAF, [], 1.0)))
+        elif what == "mul":
+            return multiple(Ticket(self._adopt(result, _lib.OP_MUL, [node, node],
+                                               node.data * node.data)))
+        else:
+            return multiple(Ticket(self._adopt(result, _lib.OP_SUM, [node], node.data)))
+        return multiple()
 
     # --- invariants -----------------------------------------------------------------
 

@@ -11,7 +11,9 @@
 #   2. tools/setup.sh: .venv with microcrad (Release wheel build) and test deps
 #   3. C build: the `debug` CMake preset (-Og -g, assertions on, -Werror)
 #   4. CTest on that build: C tests, examples, the install check
-#   5. sanitizer and Valgrind runs (see the marked place below)
+#   5. tools/memcheck.py: C tests and examples under ASan+UBSan and Valgrind,
+#      thread stress under TSan, the whole Python suite under ASan+UBSan+LSan,
+#      a Python smoke test under Valgrind; 60 s of libFuzzer on the C API
 #   6. pytest against the installed package
 set -euo pipefail
 
@@ -48,6 +50,7 @@ system_packages=(
     pkg-config:pkg-config # tests/install: the pkg-config consumer
     graphviz:dot          # rendering of graphs to images
     valgrind:valgrind     # tools/memcheck.py valgrind, the memory-safety labs
+    clang:clang           # tests/fuzz: the libFuzzer harness
 )
 
 stage "system packages"
@@ -61,6 +64,8 @@ for entry in "${system_packages[@]}"; do
         missing+=("$package")
     fi
 done
+# libFuzzer's runtime (tests/fuzz) has no command of its own to look for.
+dpkg -s libclang-rt-14-dev >/dev/null 2>&1 || missing+=(libclang-rt-14-dev)
 if ((${#missing[@]})); then
     if ((EUID != 0)); then
         echo "test.sh: missing system packages: ${missing[*]}" >&2
@@ -91,8 +96,36 @@ ctest --preset debug
 
 # --- 5. sanitizers and Valgrind ---------------------------------------------------
 #
-# >>> Sanitizer stages go here (tools/memcheck.py): the asan, tsan and valgrind
-# >>> presets over the C tests, examples and a Python smoke test. <<<
+# Every check runs through tools/memcheck.py, which builds the matching preset,
+# sets up the environment, keeps every report in a log file and fails on any
+# finding attributed to microcrad. The labs run in tests/test_labs.py (stage 6).
+
+# The C tests and C examples of a preset's build.
+c_programs() { find "build/$1/tests" "build/$1/examples" -maxdepth 1 -type f -perm -u+x | sort; }
+
+for tool in asan valgrind tsan; do python3 tools/memcheck.py "$tool" --build-only; done
+
+stage "ASan + UBSan: C tests and examples"
+mapfile -t programs < <(c_programs asan)
+python3 tools/memcheck.py asan --no-build --each -- "${programs[@]}"
+
+stage "Valgrind: C tests and examples"
+mapfile -t programs < <(c_programs valgrind)
+python3 tools/memcheck.py valgrind --no-build --each -- "${programs[@]}"
+
+stage "TSan: threads sharing nodes"
+python3 tools/memcheck.py tsan --no-build --each -- \
+    build/tsan/tests/test_thread_stress build/tsan/tests/test_pool_threads
+
+stage "ASan + UBSan + LeakSanitizer: the whole Python test suite"
+python3 tools/memcheck.py asan --no-build -- .venv/bin/pytest -q
+
+stage "Valgrind: Python smoke test"
+HYPOTHESIS_PROFILE=dev python3 tools/memcheck.py valgrind --no-build -- \
+    .venv/bin/pytest -q -p no:cacheprovider tests/test_engine_ops.py
+
+stage "fuzzing the C API (libFuzzer, 60 s)"
+bash tests/fuzz/run.sh 60
 
 # --- 6. Python tests -------------------------------------------------------------
 

@@ -2,15 +2,15 @@
  * Lab 6 - two threads run backward on graphs that share a leaf, with no lock.
  *
  * Reference counts are atomic, so threads may build graphs from the same leaves and
- * release them freely. value_backward is different: it writes the grad (and the
- * traversal mark) of every node it reaches, the shared leaf included, so two passes
- * over graphs sharing a node must not overlap (microcrad.h, "Threads"). Here each
- * thread fits its own sample against a shared weight and calls value_backward
- * unguarded: both threads do `w->grad += ...` at the same time, and updates are lost.
+ * release them freely. value_backward is different: it writes the grad of every node
+ * it reaches, the shared leaf included, so two passes over graphs sharing a node must
+ * not overlap (microcrad.h, "Threads"). Here each thread fits its own sample against
+ * a shared weight and calls value_backward unguarded: both threads do
+ * `w->grad += ...` at the same time, and updates are lost.
  *
- * Caught by: ThreadSanitizer (data race on the shared leaf, in the backward rule and in
- * the traversal). Without TSan the program usually prints a plausible gradient: the
- * race only shows as an occasional wrong number. See README.md, lab 6.
+ * Caught by: ThreadSanitizer (data race on the shared leaf's grad, in the backward
+ * rule). Without TSan the program usually prints a plausible gradient: the race only
+ * shows as an occasional wrong number. See README.md, lab 6.
  */
 #include <microcrad.h>
 
