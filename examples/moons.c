@@ -9,22 +9,14 @@
  *
  * Exits 1 unless the loss fell and the final accuracy is at least 95%.
  */
-#include <microcrad.h>
+#define EXAMPLE_NAME "moons"
+#include "training.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 enum { N_POINTS = 100 };
 static const double ALPHA = 1e-4; /* weight of the L2 regularisation */
 static const double PI = 3.14159265358979323846; /* M_PI is not standard C */
-
-/* Stops the program with the library's explanation of what went wrong. */
-static void fail(const char *what)
-{
-    fprintf(stderr, "moons: %s: %s\n", what, microcrad_last_error());
-    exit(1);
-}
 
 /* ---- the data ------------------------------------------------------------------ */
 
@@ -51,42 +43,6 @@ static void make_moons(double x[N_POINTS][2], double y[N_POINTS], double noise, 
         x[i][0] += noise * gaussian(rng);
         x[i][1] += noise * gaussian(rng);
     }
-}
-
-/* ---- the nodes of one step -------------------------------------------------------- */
-
-/*
- * Every operation returns a new reference, and each node holds references to its
- * operands, so the loss keeps its whole graph alive. The program only has to give
- * back the handles it was handed: keep() collects them during a step and
- * drop_all() returns them once the step is over.
- */
-typedef struct Nodes {
-    Value **items;
-    size_t len, cap;
-} Nodes;
-
-static Value *keep(Nodes *nodes, Value *v)
-{
-    if (!v)
-        fail("building the graph");
-    if (nodes->len == nodes->cap) {
-        size_t cap = nodes->cap ? 2 * nodes->cap : 1024;
-        Value **items = realloc(nodes->items, cap * sizeof *items);
-        if (!items)
-            fail("out of memory");
-        nodes->items = items;
-        nodes->cap = cap;
-    }
-    nodes->items[nodes->len++] = v;
-    return v;
-}
-
-static void drop_all(Nodes *nodes)
-{
-    for (size_t i = 0; i < nodes->len; i++)
-        value_release(nodes->items[i]);
-    nodes->len = 0;
 }
 
 /* ---- the loss ----------------------------------------------------------------------- */
@@ -132,11 +88,7 @@ static Value *loss(Nodes *t, const microcrad_mlp *model, Value *inputs[N_POINTS]
 
 int main(int argc, char **argv)
 {
-    long steps = argc > 1 ? strtol(argv[1], NULL, 10) : 100;
-    if (steps < 1 || steps > 1000000) {
-        fprintf(stderr, "usage: moons [steps]   (1 to 1000000, default 100)\n");
-        return 2;
-    }
+    long steps = steps_argument(argc, argv, 100);
 
     uint64_t rng = 1337;
     double x[N_POINTS][2], y[N_POINTS];
@@ -152,10 +104,8 @@ int main(int argc, char **argv)
                                                 MICROCRAD_ACT_LINEAR, &rng);
     if (!model)
         fail("creating the model");
-    int32_t n_params = (int32_t)microcrad_mlp_n_parameters(model);
-    Value **params = malloc((size_t)n_params * sizeof *params);
-    if (!params || microcrad_mlp_parameters(model, params, n_params) != n_params)
-        fail("listing the parameters");
+    int32_t n_params;
+    Value **params = mlp_parameter_list(model, &n_params);
     printf("MLP(2, [16, 16, 1]): %ld parameters\n", (long)n_params);
 
     /* Plain SGD: p.data -= lr * p.grad, as micrograd's loop writes it. */
@@ -190,10 +140,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < N_POINTS; i++)
         for (int j = 0; j < 2; j++)
             value_release(inputs[i][j]);
-    if (microcrad_live_values() != 0) {
-        fprintf(stderr, "moons: %lld Values were not freed\n", (long long)microcrad_live_values());
+    if (!all_values_freed())
         return 1;
-    }
     if (!(final_loss < first_loss) || accuracy < 0.95) {
         fprintf(stderr, "moons: training failed (loss %.6f -> %.6f, accuracy %.0f%%)\n",
                 first_loss, final_loss, accuracy * 100.0);

@@ -8,48 +8,12 @@
  *
  * Exits 1 unless the final loss is below 1% of the initial loss and below 0.01.
  */
-#include <microcrad.h>
+#define EXAMPLE_NAME "regression"
+#include "training.h"
 
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 enum { N_POINTS = 40 };
-
-/* Stops the program with the library's explanation of what went wrong. */
-static void fail(const char *what)
-{
-    fprintf(stderr, "regression: %s: %s\n", what, microcrad_last_error());
-    exit(1);
-}
-
-/*
- * Every operation returns a new reference, and each node holds references to its
- * operands, so the loss keeps its whole graph alive. The program only has to give
- * back the handles it was handed: keep() collects them during a step and
- * drop_all() returns them once the step is over.
- */
-typedef struct Nodes {
-    Value *items[8 * N_POINTS];
-    int len;
-} Nodes;
-
-static Value *keep(Nodes *nodes, Value *v)
-{
-    if (!v)
-        fail("building the graph");
-    if (nodes->len == (int)(sizeof nodes->items / sizeof nodes->items[0]))
-        fail("too many nodes for the example's list");
-    nodes->items[nodes->len++] = v;
-    return v;
-}
-
-static void drop_all(Nodes *nodes)
-{
-    for (int i = 0; i < nodes->len; i++)
-        value_release(nodes->items[i]);
-    nodes->len = 0;
-}
 
 /* mean((model(x_i) - y_i)^2) over the samples. */
 static Value *mse(Nodes *t, const microcrad_mlp *model, Value *const inputs[N_POINTS],
@@ -70,11 +34,7 @@ static Value *mse(Nodes *t, const microcrad_mlp *model, Value *const inputs[N_PO
 
 int main(int argc, char **argv)
 {
-    long steps = argc > 1 ? strtol(argv[1], NULL, 10) : 300;
-    if (steps < 1 || steps > 1000000) {
-        fprintf(stderr, "usage: regression [steps]   (1 to 1000000, default 300)\n");
-        return 2;
-    }
+    long steps = steps_argument(argc, argv, 300);
 
     /* The samples: x evenly spaced on [-3, 3], y = sin(x). */
     Value *inputs[N_POINTS];
@@ -92,10 +52,8 @@ int main(int argc, char **argv)
                                                 MICROCRAD_ACT_LINEAR, &rng);
     if (!model)
         fail("creating the model");
-    int32_t n_params = (int32_t)microcrad_mlp_n_parameters(model);
-    Value **params = malloc((size_t)n_params * sizeof *params);
-    if (!params || microcrad_mlp_parameters(model, params, n_params) != n_params)
-        fail("listing the parameters");
+    int32_t n_params;
+    Value **params = mlp_parameter_list(model, &n_params);
 
     /* Adam with PyTorch's default betas and eps. */
     microcrad_optimizer *adam =
@@ -103,7 +61,7 @@ int main(int argc, char **argv)
     if (!adam)
         fail("creating the optimizer");
 
-    Nodes t = {.len = 0};
+    Nodes t = {0};
     double first_loss = 0.0;
     for (long k = 0; k < steps; k++) {
         Value *loss = mse(&t, model, inputs, targets);
@@ -120,16 +78,14 @@ int main(int argc, char **argv)
     drop_all(&t);
     printf("final    loss %.6f\n", final_loss);
 
+    free(t.items);
     microcrad_optimizer_free(adam);
     free(params);
     microcrad_mlp_free(model);
     for (int i = 0; i < N_POINTS; i++)
         value_release(inputs[i]);
-    if (microcrad_live_values() != 0) {
-        fprintf(stderr, "regression: %lld Values were not freed\n",
-                (long long)microcrad_live_values());
+    if (!all_values_freed())
         return 1;
-    }
     if (!(final_loss < 0.01 * first_loss && final_loss < 0.01)) {
         fprintf(stderr, "regression: training failed (loss %.6f -> %.6f)\n", first_loss,
                 final_loss);

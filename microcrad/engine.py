@@ -16,35 +16,34 @@ constant as a leaf operand, exactly as micrograd's has. The operators are writte
 out in full, without helper calls, because in micrograd-style code the Python
 overhead of each operation is most of its cost.
 
-``data`` and ``grad`` are read and written in place, through a ctypes view of the
-node's struct (``_lib.NodeView``), at about half the cost of a checked call into the
-library. That is safe because a handle owns a reference to its node, so the node is
-alive whenever the view is used. In a library built for AddressSanitizer,
-ThreadSanitizer, UBSan or Valgrind (``_lib.DIRECT_ACCESS`` is then False) every access
-goes through the checked C accessors instead, so that those tools see each one:
-Python's own reads are not instrumented, and a read past a node's life would go
-unnoticed.
+``data`` and ``grad`` are read and written in place, through a view of the node's
+struct, except in builds for sanitizers and Valgrind (``_node_access`` explains).
 
-The quick library calls keep the GIL (``_lib`` explains which calls release it and
-why that is thread-safe either way).
+The quick library calls keep the GIL (``_lib._signatures`` explains which calls
+release it and why that is thread-safe either way).
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import weakref
 from collections.abc import Iterable
 from typing import Any, Callable, NoReturn, Union
 
-from microcrad import _lib
+from microcrad import _lib, _node_access
+from microcrad._graph_copy import copy_graph
+from microcrad._numbers import (
+    Scalar,
+    as_float,
+    check_text,
+    float_or_none,
+    temporary_leaf,
+    unsupported,
+)
+from microcrad._shared_handles import SharedHandles
 
 __all__ = ["Value"]
 
-# What a Value can be combined with: another Value or any real number (int, float,
-# bool, Fraction, numpy scalars, ...). numbers.Real covers them all at run time; int
-# and float are named for the benefit of static type checkers.
-Scalar = Union[int, float, numbers.Real]
+# What a Value can be combined with: another Value or any real number.
 Operand = Union["Value", Scalar]
 
 _c = _lib.c
@@ -74,51 +73,17 @@ _value_tanh = _c.value_tanh
 _value_exp = _c.value_exp
 _value_log = _c.value_log
 _value_sigmoid = _c.value_sigmoid
-_value_data = _c.value_data
-_value_grad = _c.value_grad
-_value_set_data = _c.value_set_data
-_value_set_grad = _c.value_set_grad
-_view_of = _lib.NodeView.from_address
-
-# The handle that _prev gives out for a node, while that handle is alive. Only handles
-# that someone is likely to hold on to are entered here (those made by Value(...), by
-# _prev, by copying, or given a label), never the result of every operation: that would
-# cost a weak reference per operation on the hot path.
-_shared_handles: weakref.WeakValueDictionary[int, Value] = weakref.WeakValueDictionary()
-
-# Key under which __deepcopy__ keeps its node-to-copy map in the deepcopy memo. The memo
-# is keyed by id(); this object lives as long as the module, so its id is never reused.
-_DEEPCOPY_NODES_KEY = object()
 
 # The default of Value's _children, recognised by identity to skip checking children.
 _NO_CHILDREN: tuple[Value, ...] = ()
 
+# The attributes a Value has only when given (its label, micrograd's _op text), which
+# a copy carries over.
+_LABEL_AND_OP = ("_label", "_custom_op")
+
 # Constant exponents at least this large are shown as floats ("**1e+300"), not as the
 # long string of digits of an int.
 _LARGEST_EXACT_INTEGER = 2.0**53
-
-
-def _unsupported(thing: object, role: str = "operand") -> TypeError:
-    return TypeError(f"unsupported {role} type for Value: {type(thing).__name__!r}")
-
-
-def _as_float(number: object, role: str = "operand") -> float:
-    """``number`` as a double; TypeError for anything that is not a real number.
-
-    Raises OverflowError for an int (or Fraction) too large for a double, rather than
-    letting it become inf silently.
-    """
-    if type(number) is float:
-        return number
-    if isinstance(number, numbers.Real):
-        return float(number)
-    raise _unsupported(number, role)
-
-
-def _check_text(text: object, role: str) -> str:
-    if not isinstance(text, str):
-        raise TypeError(f"{role} must be a str, not {type(text).__name__!r}")
-    return text
 
 
 def _adopt(node: int) -> Value:
@@ -131,47 +96,23 @@ def _adopt(node: int) -> Value:
     return value
 
 
-def _shared_handle(node: int) -> Value:
-    """The handle of ``node`` that ``_prev`` gives out, made (with its own reference) if
-    no live one exists."""
-    handle = _shared_handles.get(node)
-    # A handle releases its node in __del__ and sets _ptr to None first, before the
-    # weak reference to it is cleared: checking _ptr avoids handing out a dying handle.
-    if handle is not None and handle._ptr == node:
-        return handle
-    _lib.check_status(_c.value_retain(node))
-    handle = _adopt(node)
-    _shared_handles[node] = handle
-    return handle
+# The handle that _prev gives out for each node (see _shared_handles).
+_shared_handles = SharedHandles(adopt=_adopt)
 
 
-def _share(value: Value) -> None:
-    """Makes ``value`` the handle that ``_prev`` gives out for its node, unless a live
-    handle already has that role (handing out two objects for one node would break
-    code that keys nodes by ``id()``)."""
-    node = value._ptr
-    current = _shared_handles.get(node)
-    if current is None or current._ptr != node:
-        _shared_handles[node] = value
+def _adopt_shared(node: int) -> Value:
+    """Wraps a new node as ``_adopt`` does, and makes the result the handle that
+    ``_prev`` gives out for it."""
+    value = _adopt(node)
+    _shared_handles.offer(value)
+    return value
 
 
-def _number(thing: object) -> float | None:
-    """``thing`` as a double when it is a real number (int, bool, Fraction, a NumPy
-    scalar, ...), else None (the operator then returns NotImplemented).
-
-    Raises OverflowError for an int too large for a double.
-    """
-    if type(thing) is int or isinstance(thing, numbers.Real):
-        return float(thing)  # type: ignore[arg-type]
-    return None
-
-
-def _temporary_leaf(number: object) -> int | None:
-    """A new leaf node holding ``number`` (the caller releases it), or None when
-    ``number`` is not a real number."""
-    if type(number) is float or isinstance(number, numbers.Real):
-        return _node_or_raise(_c.value_create_leaf(float(number)))
-    return None
+def _copy_label_and_op(source: Value, target: Value) -> None:
+    """Gives ``target`` the label and ``_op`` text that ``source`` was given, if any."""
+    for name in _LABEL_AND_OP:
+        if hasattr(source, name):
+            setattr(target, name, getattr(source, name))
 
 
 def _format_exponent(exponent: float) -> str:
@@ -220,9 +161,9 @@ class Value:
         _op: str = "",
         label: str = "",
     ) -> None:
-        number = _as_float(data, "data")
-        _check_text(_op, "_op")
-        _check_text(label, "label")
+        number = as_float(data, "data")
+        check_text(_op, "_op")
+        check_text(label, "label")
         if _children is _NO_CHILDREN:  # the common case: a leaf
             children: tuple[Value, ...] = ()
             node = _node_or_raise(_c.value_create_leaf(number))
@@ -238,14 +179,14 @@ class Value:
         self._ptr = node
         if previous is not None:
             _c.value_release(previous)
-            for name in ("_label", "_custom_op"):
+            for name in _LABEL_AND_OP:
                 if hasattr(self, name):
                     delattr(self, name)
         if children or _op:
             self._custom_op = _op
         if label:
             self._label = label
-        _share(self)
+        _shared_handles.offer(self)
 
     def __del__(self, _release: Callable[[int], int] = _c.value_release) -> None:
         # _release is bound as a default argument because at interpreter shutdown the
@@ -266,46 +207,18 @@ class Value:
     # The number and its gradient
     # ---------------------------------------------------------------------------
 
-    # Nodes computed from this one are not recomputed when data is set, as in
-    # micrograd. The two variants are chosen once, when the class is made (see the
-    # module docstring): in place through a NodeView, or through the checked accessors.
-    if _lib.DIRECT_ACCESS:
-
-        def _get_data(self) -> float:
-            return _view_of(self._ptr).data  # type: ignore[no-any-return]
-
-        def _set_data(self, number: Scalar) -> None:
-            _view_of(self._ptr).data = number if type(number) is float else _as_float(number, "data")
-
-        def _get_grad(self) -> float:
-            return _view_of(self._ptr).grad  # type: ignore[no-any-return]
-
-        def _set_grad(self, number: Scalar) -> None:
-            _view_of(self._ptr).grad = number if type(number) is float else _as_float(number, "grad")
-
-    else:
-
-        def _get_data(self) -> float:
-            node = self._ptr
-            return _lib.check_number(_value_data(node), node)
-
-        def _set_data(self, number: Scalar) -> None:
-            _lib.check_status(_value_set_data(self._ptr, _as_float(number, "data")))
-
-        def _get_grad(self) -> float:
-            node = self._ptr
-            return _lib.check_number(_value_grad(node), node)
-
-        def _set_grad(self, number: Scalar) -> None:
-            _lib.check_status(_value_set_grad(self._ptr, _as_float(number, "grad")))
-
+    # In place or through the checked accessors, as chosen once by _node_access.
     data = property(
-        _get_data, _set_data, doc="The node's value (the result of its forward computation)."
+        _node_access.get_data,
+        _node_access.set_data,
+        doc="The node's value (the result of its forward computation); setting it does "
+        "not recompute the nodes computed from it, as in micrograd.",
     )
     grad = property(
-        _get_grad, _set_grad, doc="d(root)/d(this node), as filled in by the last ``backward()``."
+        _node_access.get_grad,
+        _node_access.set_grad,
+        doc="d(root)/d(this node), as filled in by the last ``backward()``.",
     )
-    del _get_data, _set_data, _get_grad, _set_grad  # reached through the properties only
 
     @property
     def label(self) -> str:
@@ -314,9 +227,9 @@ class Value:
 
     @label.setter
     def label(self, text: str) -> None:
-        self._label = _check_text(text, "label")
+        self._label = check_text(text, "label")
         # So that a labelled node found through _prev shows its label.
-        _share(self)
+        _shared_handles.offer(self)
 
     # ---------------------------------------------------------------------------
     # Arithmetic
@@ -331,7 +244,7 @@ class Value:
         if isinstance(other, Value):
             node = _value_add(self._ptr, other._ptr)
         else:
-            number = other if type(other) is float else _number(other)
+            number = other if type(other) is float else float_or_none(other)
             if number is None:
                 return NotImplemented
             node = _value_add_scalar(self._ptr, number)
@@ -343,7 +256,7 @@ class Value:
 
     def __radd__(self, other: Scalar) -> Value:
         """``other + self`` for a number ``other`` (micrograd's ``1 + x``), which becomes a leaf operand."""
-        number = other if type(other) is float else _number(other)
+        number = other if type(other) is float else float_or_none(other)
         if number is None:
             return NotImplemented
         node = _value_scalar_add(number, self._ptr)
@@ -358,7 +271,7 @@ class Value:
         if isinstance(other, Value):
             node = _value_sub(self._ptr, other._ptr)
         else:
-            number = other if type(other) is float else _number(other)
+            number = other if type(other) is float else float_or_none(other)
             if number is None:
                 return NotImplemented
             node = _value_sub_scalar(self._ptr, number)
@@ -370,7 +283,7 @@ class Value:
 
     def __rsub__(self, other: Scalar) -> Value:
         """``other - self`` for a number ``other`` (``1 - x``), which becomes a leaf operand."""
-        number = other if type(other) is float else _number(other)
+        number = other if type(other) is float else float_or_none(other)
         if number is None:
             return NotImplemented
         node = _value_scalar_sub(number, self._ptr)
@@ -385,7 +298,7 @@ class Value:
         if isinstance(other, Value):
             node = _value_mul(self._ptr, other._ptr)
         else:
-            number = other if type(other) is float else _number(other)
+            number = other if type(other) is float else float_or_none(other)
             if number is None:
                 return NotImplemented
             node = _value_mul_scalar(self._ptr, number)
@@ -397,7 +310,7 @@ class Value:
 
     def __rmul__(self, other: Scalar) -> Value:
         """``other * self`` for a number ``other`` (``2 * x``), which becomes a leaf operand."""
-        number = other if type(other) is float else _number(other)
+        number = other if type(other) is float else float_or_none(other)
         if number is None:
             return NotImplemented
         node = _value_scalar_mul(number, self._ptr)
@@ -412,7 +325,7 @@ class Value:
         if isinstance(other, Value):
             node = _value_div(self._ptr, other._ptr)
         else:
-            number = other if type(other) is float else _number(other)
+            number = other if type(other) is float else float_or_none(other)
             if number is None:
                 return NotImplemented
             node = _value_div_scalar(self._ptr, number)
@@ -424,7 +337,7 @@ class Value:
 
     def __rtruediv__(self, other: Scalar) -> Value:
         """``other / self`` for a number ``other`` (``1 / x``), which becomes a leaf operand."""
-        number = other if type(other) is float else _number(other)
+        number = other if type(other) is float else float_or_none(other)
         if number is None:
             return NotImplemented
         node = _value_scalar_div(number, self._ptr)
@@ -440,7 +353,7 @@ class Value:
         if isinstance(exponent, Value):
             node = _value_pow(self._ptr, exponent._ptr)
         else:
-            number = exponent if type(exponent) is float else _number(exponent)
+            number = exponent if type(exponent) is float else float_or_none(exponent)
             if number is None:
                 return NotImplemented
             node = _value_pow_const(self._ptr, number)
@@ -453,7 +366,7 @@ class Value:
     def __rpow__(self, base: Scalar) -> Value:
         """``base ** self`` for a number ``base``: the exponent is the Value, the base a
         leaf operand."""
-        number = base if type(base) is float else _number(base)
+        number = base if type(base) is float else float_or_none(base)
         if number is None:
             return NotImplemented
         node = _value_scalar_pow(number, self._ptr)
@@ -539,9 +452,9 @@ class Value:
                 if isinstance(term, Value):
                     nodes.append(term._ptr)
                     continue
-                leaf = _temporary_leaf(term)
+                leaf = temporary_leaf(term)
                 if leaf is None:
-                    raise _unsupported(term, "term")
+                    raise unsupported(term, "term")
                 leaves.append(leaf)
                 nodes.append(leaf)
             return _adopt(_lib.sum_of(nodes))
@@ -575,7 +488,7 @@ class Value:
     @property
     def _prev(self) -> set[Value]:
         """The node's operands (a set, as in micrograd)."""
-        return {_shared_handle(node) for node in _lib.prev(self._ptr)}
+        return {_shared_handles.handle_of(node) for node in _lib.prev(self._ptr)}
 
     @property
     def _op(self) -> str:
@@ -609,9 +522,7 @@ class Value:
         node = self._ptr
         _lib.check_status(_c.value_retain(node))
         twin = _adopt(node)
-        for name in ("_label", "_custom_op"):
-            if hasattr(self, name):
-                setattr(twin, name, getattr(self, name))
+        _copy_label_and_op(self, twin)
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Value:
@@ -622,25 +533,8 @@ class Value:
         ``copy.deepcopy`` call: deep-copying a model gives parameters that can be
         trained without touching the original's.
         """
-        copies: dict[int, Value] = memo.setdefault(id(_DEEPCOPY_NODES_KEY), {})
-        root = self._ptr
-        pending = [root]
-        while pending:  # post-order without recursion: graphs may be very deep
-            node = pending[-1]
-            if node in copies:
-                pending.pop()
-                continue
-            operands = _lib.prev(node)
-            missing = [operand for operand in operands if operand not in copies]
-            if missing:
-                pending.extend(missing)
-                continue
-            pending.pop()
-            copies[node] = _rebuild(node, [copies[operand] for operand in operands])
-        duplicate = copies[root]
-        for name in ("_label", "_custom_op"):
-            if hasattr(self, name):
-                setattr(duplicate, name, getattr(self, name))
+        duplicate = copy_graph(self._ptr, memo, _adopt_shared)
+        _copy_label_and_op(self, duplicate)
         return duplicate
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
@@ -655,30 +549,3 @@ class Value:
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
 
-
-def _rebuild(original: int, operands: list[Value]) -> Value:
-    """A new node like ``original`` (same op, param, data and grad) over ``operands``,
-    the copies of its operands."""
-    op = _lib.op_of(original)
-    nodes: list[int] = [operand._ptr for operand in operands]
-    data = _lib.check_number(_c.value_data(original), original)
-    if op in _lib.BINARY_CONSTRUCTORS:
-        node = _node_or_raise(_lib.BINARY_CONSTRUCTORS[op](*nodes), *nodes)
-    elif op in _lib.UNARY_CONSTRUCTORS:
-        node = _node_or_raise(_lib.UNARY_CONSTRUCTORS[op](*nodes), *nodes)
-    elif op == _lib.OP_POW_CONST:
-        node = _node_or_raise(_c.value_pow_const(nodes[0], _lib.param_of(original)), *nodes)
-    elif op == _lib.OP_SUM:
-        node = _lib.sum_of(nodes)
-    elif op == _lib.OP_NEURON:  # operands: bias, w0, x0, w1, x1, ...
-        node = _lib.neuron(nodes[1::2], nodes[2::2], nodes[0])
-    elif op in (_lib.OP_LEAF, _lib.OP_CUSTOM):
-        node = _lib.create(data, nodes)
-    else:
-        raise TypeError(f"cannot deep-copy a node of op {_lib.op_name(op)!r}")
-    copy = _adopt(node)
-    # The data may have been overwritten after the forward computation; keep it as is.
-    _lib.check_status(_c.value_set_data(node, data))
-    _lib.check_status(_c.value_set_grad(node, _lib.check_number(_c.value_grad(original), original)))
-    _share(copy)
-    return copy

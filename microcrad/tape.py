@@ -30,8 +30,8 @@ between steps (``zero_grad()`` here zeroes every node of the tape).
 
 The tape holds a reference to the graph's root, which keeps the whole graph alive
 until the tape is closed (``close()``, the end of a ``with`` block, or the object
-going away). As with ``Value.backward()``, two replays must not run at the same time
-on graphs that share nodes; the long calls release the GIL, so this concerns threads.
+going away). Every call into the library holds the GIL, so replays from several
+Python threads take turns rather than race, as ``Value.backward()`` calls do.
 """
 
 from __future__ import annotations
@@ -42,7 +42,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from microcrad import _lib
-from microcrad.engine import Value, _as_float
+from microcrad._numbers import as_float
+from microcrad.engine import Value
 
 __all__ = ["Tape", "ValueArray"]
 
@@ -63,8 +64,8 @@ class Tape:
     def __init__(self, root: Value) -> None:
         if not isinstance(root, Value):
             raise TypeError(f"a Tape records a Value, not {type(root).__name__!r}")
-        # Serialises use against close(): the replays run without the GIL, and a tape
-        # freed by another thread in the middle of one would be a use after free.
+        # Serialises use against close(): another thread could close the tape between
+        # a method reading the handle and its C call, which would then use freed memory.
         self._lock = threading.Lock()
         handle = _c.microcrad_tape_create(root._ptr)
         if handle is None:
@@ -201,7 +202,7 @@ class ValueArray:
         except TypeError:
             # Not all ints and floats: convert one by one, which accepts any real
             # number (a NumPy scalar, a Fraction) and names the first item that is not.
-            return self._buffer_type(*(_as_float(item, "data") for item in items))
+            return self._buffer_type(*(as_float(item, "data") for item in items))
 
     def set_data(self, numbers: Any) -> None:
         """Sets ``values[i].data = numbers[i]`` for every i, in one call.

@@ -25,8 +25,10 @@
  *
  * Threads: reference counts are C11 atomics, so any thread may retain or release any
  * node at any time. Everything else that writes to nodes (value_backward,
- * value_zero_grad, value_set_data, value_set_grad) must not run concurrently on
- * graphs that share nodes: the caller serialises those, for example with a mutex.
+ * value_zero_grad, value_set_data, value_set_grad, value_set_data_many, an
+ * optimizer's step or zero_grad, a tape's forward, backward or zero_grad) must not
+ * run concurrently on graphs that share nodes: the caller serialises those, for
+ * example with a mutex.
  *
  * The magic canary: a live node carries MICROCRAD_MAGIC_LIVE; just before its memory
  * is returned, a freed node is overwritten with MICROCRAD_MAGIC_DEAD (every bit
@@ -298,7 +300,7 @@ MICROCRAD_API microcrad_optimizer *microcrad_sgd_create(int32_t n_params, Value 
  * m = beta1*m + (1-beta1)*g; v = beta2*v + (1-beta2)*g*g; at step t,
  * data -= (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps).
  * Returns a new optimizer, or NULL on the same conditions as microcrad_sgd_create or when
- * a beta is outside [0, 1) or eps is negative.
+ * a beta is outside [0, 1) or eps is negative or not finite.
  */
 MICROCRAD_API microcrad_optimizer *microcrad_adam_create(int32_t n_params, Value *const *params,
                                                          double lr, double beta1, double beta2,

@@ -1,31 +1,11 @@
 /*
- * accessors.c - checked reads and writes of a node's fields, for callers (such as
- * Python through ctypes) that should not touch the struct directly.
+ * accessors.c - checked reads and writes of a node's fields, one node or many at a
+ * time, for callers (such as Python through ctypes) that should not touch the struct
+ * directly.
  */
 #include "internal.h"
 
 #include <math.h>
-
-/* GCC announces sanitizers with __SANITIZE_*__, Clang with __has_feature. */
-#if defined(__SANITIZE_ADDRESS__)
-#define MC_HAS_ASAN 1
-#endif
-#if defined(__SANITIZE_THREAD__)
-#define MC_HAS_TSAN 1
-#endif
-#if defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MC_HAS_ASAN 1
-#endif
-#if __has_feature(thread_sanitizer)
-#define MC_HAS_TSAN 1
-#endif
-#endif
-
-/* The build defines the version from CMakeLists.txt; a bare compile says so. */
-#ifndef MICROCRAD_VERSION_STRING
-#define MICROCRAD_VERSION_STRING "0.0.0-unversioned"
-#endif
 
 double value_data(const Value *v)
 {
@@ -86,26 +66,6 @@ const char *microcrad_op_name(int op)
 {
     const OpRule *rule = mc_op_rule(op);
     return rule ? rule->name : "?";
-}
-
-const char *microcrad_version(void) { return MICROCRAD_VERSION_STRING; }
-
-unsigned microcrad_build_features(void)
-{
-    unsigned features = 0;
-#if defined(MC_HAS_ASAN)
-    features |= MICROCRAD_BUILD_ASAN;
-#endif
-#if defined(MC_HAS_TSAN)
-    features |= MICROCRAD_BUILD_TSAN;
-#endif
-#if defined(MICROCRAD_UBSAN)
-    features |= MICROCRAD_BUILD_UBSAN;
-#endif
-#if defined(MICROCRAD_PLAIN_MALLOC)
-    features |= MICROCRAD_BUILD_VALGRIND;
-#endif
-    return features;
 }
 
 /* Validates the arguments of the *_many functions: every node live before any is touched. */

@@ -1,9 +1,12 @@
 /*
- * handle.c - argument checks shared by the opaque handles (optimizers, neurons,
- * layers, MLPs): the canary check, counterpart of mc_check_value for nodes, and the
- * output-array check of the networks' *_parameters functions.
+ * handle.c - what the opaque handles (optimizers, neurons, layers, MLPs) share: the
+ * canary check, counterpart of mc_check_value for nodes; the check of the node arrays
+ * they are given (value_neuron's too); the output-array check of the networks'
+ * *_parameters functions; and their allocation.
  */
 #include "internal.h"
+
+#include <stdio.h>
 
 int mc_check_handle(const void *handle, uint32_t magic, uint32_t live, const char *type,
                     const char *fn, int arg)
@@ -33,4 +36,21 @@ int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t
                         "%s: out has room for %lld parameters but %lld are needed", fn,
                         (long long)capacity, (long long)count);
     return MICROCRAD_OK;
+}
+
+int mc_slot_error(const Value *v, const char *fn, int arg, const char *name, int32_t i)
+{
+    char where[96]; /* fn, followed by the slot */
+    snprintf(where, sizeof where, "%s (%s[%ld])", fn, name, (long)i);
+    return mc_check_value(v, where, arg);
+}
+
+void *mc_alloc_flexible(const char *fn, size_t header, size_t count, size_t item)
+{
+    void *p = NULL;
+    if (count <= (SIZE_MAX - header) / item)
+        p = mc_alloc(header + count * item);
+    if (!p)
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    return p;
 }

@@ -118,6 +118,23 @@ int mc_check_handle(const void *handle, uint32_t magic, uint32_t live, const cha
  * MICROCRAD_OK, or records an error naming `fn` and returns the status. */
 int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t count);
 
+/* mc_check_value for slot `i` of array `name` ("x", "params", ...), argument `arg` of
+ * `fn`: the message names the slot. Inline, so that checking every slot of a long
+ * array costs a load and a compare each; only a failure makes the call. */
+int mc_slot_error(const Value *v, const char *fn, int arg, const char *name, int32_t i);
+static inline int mc_check_slot(const Value *v, const char *fn, int arg, const char *name,
+                                int32_t i)
+{
+    if (v && v->magic == MICROCRAD_MAGIC_LIVE)
+        return MICROCRAD_OK;
+    return mc_slot_error(v, fn, arg, name, i);
+}
+
+/* mc_alloc for a struct of `header` bytes followed by a flexible array of `count` items
+ * of `item` bytes (a neuron's weights, a layer's neurons, ...). On failure, a size that
+ * would overflow included, records an out-of-memory error naming `fn` and returns NULL. */
+void *mc_alloc_flexible(const char *fn, size_t header, size_t count, size_t item);
+
 /* ---- networks (neuron.c, layer.c, mlp.c) --------------------------------------- */
 
 /* Checks that `act` (argument `arg` of `fn`) is a microcrad_activation. */

@@ -23,13 +23,10 @@ microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_a
     }
     if (mc_check_activation(act, fn, 3) != MICROCRAD_OK || mc_check_rng(rng, fn, 4) != MICROCRAD_OK)
         return NULL;
-    microcrad_layer *layer = NULL;
-    if ((size_t)n_out <= (SIZE_MAX - sizeof *layer) / sizeof layer->neurons[0])
-        layer = mc_alloc(sizeof *layer + (size_t)n_out * sizeof layer->neurons[0]);
-    if (!layer) {
-        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    microcrad_layer *layer =
+        mc_alloc_flexible(fn, sizeof *layer, (size_t)n_out, sizeof layer->neurons[0]);
+    if (!layer)
         return NULL;
-    }
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;
     for (int32_t j = 0; j < n_out; j++) {

@@ -45,13 +45,10 @@ microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers, const int32_
         mc_check_activation(hidden, fn, 4) != MICROCRAD_OK ||
         mc_check_activation(output, fn, 5) != MICROCRAD_OK || mc_check_rng(rng, fn, 6) != MICROCRAD_OK)
         return NULL;
-    microcrad_mlp *mlp = NULL;
-    if ((size_t)n_layers <= (SIZE_MAX - sizeof *mlp) / sizeof mlp->layers[0])
-        mlp = mc_alloc(sizeof *mlp + (size_t)n_layers * sizeof mlp->layers[0]);
-    if (!mlp) {
-        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    microcrad_mlp *mlp =
+        mc_alloc_flexible(fn, sizeof *mlp, (size_t)n_layers, sizeof mlp->layers[0]);
+    if (!mlp)
         return NULL;
-    }
     *mlp = (microcrad_mlp){.n_in = n_in, .n_out = sizes[n_layers - 1], .n_layers = n_layers};
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;

@@ -4,7 +4,6 @@
  */
 #include "internal.h"
 
-#include <stdio.h>
 
 struct microcrad_neuron {
     Value *b;                 /* one reference held */
@@ -30,11 +29,9 @@ int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg)
         return mc_error(MICROCRAD_ERR_NULL, "%s: argument %d is NULL but %ld inputs are needed",
                         fn, arg, (long)n);
     for (int32_t i = 0; i < n; i++) {
-        if (x[i] && x[i]->magic == MICROCRAD_MAGIC_LIVE)
-            continue;
-        char where[96]; /* names the slot in the message */
-        snprintf(where, sizeof where, "%s (x[%ld])", fn, (long)i);
-        return mc_check_value(x[i], where, arg);
+        int status = mc_check_slot(x[i], fn, arg, "x", i);
+        if (status != MICROCRAD_OK)
+            return status;
     }
     return MICROCRAD_OK;
 }
@@ -53,13 +50,10 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
     }
     if (mc_check_activation(act, fn, 2) != MICROCRAD_OK || mc_check_rng(rng, fn, 3) != MICROCRAD_OK)
         return NULL;
-    microcrad_neuron *neuron = NULL;
-    if ((size_t)n_in <= (SIZE_MAX - sizeof *neuron) / sizeof neuron->w[0])
-        neuron = mc_alloc(sizeof *neuron + (size_t)n_in * sizeof neuron->w[0]);
-    if (!neuron) {
-        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    microcrad_neuron *neuron =
+        mc_alloc_flexible(fn, sizeof *neuron, (size_t)n_in, sizeof neuron->w[0]);
+    if (!neuron)
         return NULL;
-    }
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;
     int32_t made = 0;

@@ -9,7 +9,6 @@
 #include "internal.h"
 
 #include <stdint.h>
-#include <stdio.h>
 
 #define BIAS(v) ((v)->prev[0])
 #define W(v, i) ((v)->prev[2 * (i) + 1])
@@ -104,17 +103,6 @@ void mc_neuron_forward_group(Value *const *nodes, size_t k)
 /* Small neurons gather their operands on the stack; bigger ones in a temporary array. */
 enum { STACK_OPERANDS = 65 };
 
-/* Checks w[i] or x[i] (argument `arg`, array `name`) for `fn`, naming the slot in the
- * message. */
-static int check_slot(const char *fn, const Value *v, int arg, const char *name, int32_t i)
-{
-    if (v && v->magic == MICROCRAD_MAGIC_LIVE)
-        return MICROCRAD_OK;
-    char where[80];
-    snprintf(where, sizeof where, "%s (%s[%ld])", fn, name, (long)i);
-    return mc_check_value(v, where, arg);
-}
-
 /* value_neuron's work, for it and value_neuron_activation, which name themselves in
  * `fn`. */
 static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b)
@@ -130,8 +118,8 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
     if (mc_check_value(b, fn, 4) != MICROCRAD_OK)
         return NULL;
     for (int32_t i = 0; i < n; i++)
-        if (check_slot(fn, w[i], 2, "w", i) != MICROCRAD_OK ||
-            check_slot(fn, x[i], 3, "x", i) != MICROCRAD_OK)
+        if (mc_check_slot(w[i], fn, 2, "w", i) != MICROCRAD_OK ||
+            mc_check_slot(x[i], fn, 3, "x", i) != MICROCRAD_OK)
             return NULL;
 
     uint32_t count = 2u * (uint32_t)n + 1u; /* at most 2^32 - 1: n_prevs holds it */

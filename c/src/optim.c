@@ -9,7 +9,6 @@
 #include "internal.h"
 
 #include <math.h>
-#include <stdio.h>
 
 typedef enum OptimizerKind { KIND_SGD, KIND_ADAM } OptimizerKind;
 
@@ -52,11 +51,9 @@ static int check_params(const char *fn, int32_t n_params, Value *const *params)
         return mc_error(MICROCRAD_ERR_NULL, "%s: params is NULL but n_params is %ld", fn,
                         (long)n_params);
     for (int32_t i = 0; i < n_params; i++) {
-        if (params[i] && params[i]->magic == MICROCRAD_MAGIC_LIVE)
-            continue;
-        char where[96]; /* names the slot in the message */
-        snprintf(where, sizeof where, "%s (params[%ld])", fn, (long)i);
-        return mc_check_value(params[i], where, 2);
+        int status = mc_check_slot(params[i], fn, 2, "params", i);
+        if (status != MICROCRAD_OK)
+            return status;
     }
     return MICROCRAD_OK;
 }

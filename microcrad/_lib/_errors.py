@@ -1,0 +1,93 @@
+"""Turning the C library's failures into Python exceptions.
+
+* a function returning ``Value *`` (or another handle) signals failure with NULL
+  (``None`` through ctypes),
+* a function returning ``double`` with NaN,
+* a function returning ``int`` with a negative ``microcrad_status``;
+
+in every case ``microcrad_last_error()`` holds the message, which becomes the text of
+the exception. Status codes map to exceptions as follows:
+
+* out of memory -> ``MemoryError``,
+* an invalid argument -> ``ValueError``,
+* a reference count that would pass its maximum -> ``OverflowError``,
+* a failed write -> ``OSError``,
+* a NULL, released or foreign pointer -> ``MicrocradError``, which always means a bug
+  in microcrad itself, since Python code cannot get hold of a raw pointer.
+"""
+
+from __future__ import annotations
+
+from microcrad._lib._codes import ERR_ARGUMENT, ERR_IO, ERR_NOMEM, ERR_OVERFLOW
+from microcrad._lib._loading import c
+
+
+class MicrocradError(RuntimeError):
+    """The C library was handed a NULL, released or foreign node pointer.
+
+    Python code cannot produce such a pointer on its own, so this error means that
+    microcrad's bookkeeping of references is broken; please report it.
+    """
+
+    # The name it is known by (tracebacks print it, pickling looks it up).
+    __module__ = "microcrad._lib"
+
+
+def last_error_message() -> str:
+    """The message of the last failure on this thread."""
+    message: bytes = c.microcrad_last_error()
+    return message.decode("utf-8", errors="replace")
+
+
+def exception_for_status(status: int, message: str) -> Exception:
+    """The exception for a negative ``microcrad_status``, with ``message`` as its text."""
+    if status == ERR_NOMEM:
+        return MemoryError(message)
+    if status == ERR_ARGUMENT:
+        return ValueError(message)
+    if status == ERR_OVERFLOW:
+        return OverflowError(message)
+    if status == ERR_IO:
+        return OSError(message)
+    # ERR_NULL, ERR_RELEASED, ERR_FOREIGN, or a code this version does not know.
+    return MicrocradError(message)
+
+
+def last_failure() -> Exception:
+    """The exception for the constructor that has just returned NULL on this thread:
+    the failing call recorded its status (microcrad_last_status) and message.
+
+    For hot paths that test the result for None themselves, so that a successful call
+    costs no extra function call.
+    """
+    return exception_for_status(c.microcrad_last_status(), last_error_message())
+
+
+def node_or_raise(result: int | None, *operands: int) -> int:
+    """Returns the node pointer ``result`` of a constructor called on ``operands``.
+
+    Raises the matching exception when ``result`` is NULL.
+    """
+    if result is None:
+        raise last_failure()
+    return result
+
+
+def check_status(status: int) -> None:
+    """Raises the exception matching a negative ``microcrad_status``."""
+    if status < 0:
+        raise exception_for_status(status, last_error_message())
+
+
+def check_number(result: float, node: int) -> float:
+    """Returns a ``double`` read from ``node``, raising if the read failed.
+
+    NaN is both the error signal and an ordinary value a node may hold, so on NaN the
+    node is checked again to tell the two apart.
+    """
+    if result != result:  # NaN: cheaper than math.isnan on the hot path
+        message = last_error_message()
+        status = c.value_op(node)
+        if status < 0:
+            raise exception_for_status(status, message)
+    return result
