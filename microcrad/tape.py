@@ -36,9 +36,8 @@ Python threads take turns rather than race, as ``Value.backward()`` calls do.
 
 from __future__ import annotations
 
-import ctypes
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 from microcrad import _lib
@@ -159,7 +158,7 @@ class ValueArray:
         TypeError: an item is not a Value.
     """
 
-    __slots__ = ("_values", "_nodes", "_buffer_type")
+    __slots__ = ("_values", "_nodes")
 
     def __init__(self, values: Iterable[Value]) -> None:
         items = list(values)
@@ -169,8 +168,7 @@ class ValueArray:
         if len(items) > 2**31 - 1:
             raise ValueError(f"too many Values for one array: {len(items)}")
         self._values = items
-        self._nodes = (ctypes.c_void_p * len(items))(*(item._ptr for item in items))
-        self._buffer_type = ctypes.c_double * len(items)
+        self._nodes = _lib.BulkNodes([item._ptr for item in items])
 
     def __len__(self) -> int:
         return len(self._values)
@@ -183,27 +181,6 @@ class ValueArray:
         """The Values (a copy of the list)."""
         return list(self._values)
 
-    def _doubles(self, numbers: Any) -> ctypes.Array[ctypes.c_double]:
-        n = len(self._values)
-        try:
-            view = memoryview(numbers)
-        except TypeError:
-            view = None
-        if view is not None and view.format == "d" and view.c_contiguous and view.ndim == 1:
-            # A float64 buffer (array.array('d'), a NumPy float64 array, ...): one copy.
-            if view.shape[0] != n:
-                raise ValueError(f"expected {n} numbers, got {view.shape[0]}")
-            return self._buffer_type.from_buffer_copy(view)
-        items: Sequence[Any] = view.tolist() if view is not None else list(numbers)
-        if len(items) != n:
-            raise ValueError(f"expected {n} numbers, got {len(items)}")
-        try:
-            return self._buffer_type(*items)
-        except TypeError:
-            # Not all ints and floats: convert one by one, which accepts any real
-            # number (a NumPy scalar, a Fraction) and names the first item that is not.
-            return self._buffer_type(*(as_float(item, "data") for item in items))
-
     def set_data(self, numbers: Any) -> None:
         """Sets ``values[i].data = numbers[i]`` for every i, in one call.
 
@@ -215,20 +192,15 @@ class ValueArray:
             ValueError: ``numbers`` does not have ``len(self)`` items.
             TypeError: an item is not a number.
         """
-        data = self._doubles(numbers)
-        _lib.check_status(_c.value_set_data_many(len(self._values), self._nodes, data))
+        self._nodes.set_data(numbers, lambda item: as_float(item, "data"))
 
     def data(self) -> list[float]:
         """Every Value's data, in one call."""
-        out = self._buffer_type()
-        _lib.check_status(_c.value_get_data_many(len(self._values), self._nodes, out))
-        return list(out)
+        return self._nodes.data()
 
     def grad(self) -> list[float]:
         """Every Value's grad, in one call."""
-        out = self._buffer_type()
-        _lib.check_status(_c.value_get_grad_many(len(self._values), self._nodes, out))
-        return list(out)
+        return self._nodes.grad()
 
     def __repr__(self) -> str:
         return f"ValueArray({len(self._values)} values)"

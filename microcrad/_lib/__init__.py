@@ -11,6 +11,7 @@ use the names below; the pieces live in:
 * ``_codes``: the numbers of microcrad.h (status and op codes, build bits, ...);
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, borrowed or owning;
+* ``_bulk``: many nodes' data or grad read or written in one call;
 * ``_nodes``: making and inspecting nodes through calls that need arrays or checks;
 * ``_node_view``: reading and writing a node's data and grad in place;
 * ``_info``: the library's version, build features and live node count;
@@ -21,6 +22,7 @@ use the names below; the pieces live in:
 from __future__ import annotations
 
 from microcrad._lib._arrays import NodeArray, checked_count, counted_pointer_array, pointer_array
+from microcrad._lib._bulk import BulkNodes
 from microcrad._lib._codes import (
     ACT_LINEAR,
     ACT_RELU,
@@ -97,6 +99,7 @@ from microcrad._lib._optimizers import (
 from microcrad._lib._signatures import SIGNATURES as _SIGNATURES
 
 __all__ = [
+    "BulkNodes",
     "MicrocradError",
     "c",
     "node_or_raise",

@@ -48,7 +48,11 @@ echo "fuzz: fuzzing for $seconds s"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1:abort_on_error=1}
 # The first corpus directory receives new inputs; the committed seeds are only read.
-exec "$out/fuzz_api" \
+# libFuzzer prints a line for every new input: that goes to a log, and only the final
+# statistics (or, on a failure, the end of the log with the report) to the terminal.
+log="$out/fuzz.log"
+status=0
+"$out/fuzz_api" \
     -max_total_time="$seconds" \
     -timeout=10 \
     -rss_limit_mb=2048 \
@@ -56,4 +60,11 @@ exec "$out/fuzz_api" \
     -print_final_stats=1 \
     -artifact_prefix="$out/" \
     "$@" \
-    "$out/corpus" "$root/tests/fuzz/corpus"
+    "$out/corpus" "$root/tests/fuzz/corpus" >"$log" 2>&1 || status=$?
+if ((status != 0)); then
+    tail -n 100 "$log" >&2
+    echo "fuzz: FAILED (exit status $status); full log in $log" >&2
+    exit "$status"
+fi
+grep -E '^(Done|stat::)' "$log" || true
+echo "fuzz: no failure in $seconds s; full log in $log"
