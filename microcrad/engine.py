@@ -17,7 +17,7 @@ out in full, without helper calls, because in micrograd-style code the Python
 overhead of each operation is most of its cost.
 
 ``data`` and ``grad`` are read and written in place, through a view of the node's
-struct, except in builds for sanitizers and Valgrind (``_node_access`` explains).
+struct, except in builds for sanitizers and Valgrind (``_lib._node_access`` explains).
 
 The quick library calls keep the GIL (``_lib._signatures`` explains which calls
 release it and why that is thread-safe either way).
@@ -29,7 +29,7 @@ import math
 from collections.abc import Iterable
 from typing import Any, Callable, NoReturn, Union
 
-from microcrad import _lib, _node_access
+from microcrad import _lib
 from microcrad._graph_copy import copy_graph
 from microcrad._numbers import (
     Scalar,
@@ -50,6 +50,7 @@ _c = _lib.c
 _node_or_raise = _lib.node_or_raise
 _last_failure = _lib.last_failure
 _new_object = object.__new__
+_get_data, _set_data, _get_grad, _set_grad = _lib.node_accessors(as_float)
 
 # The library functions of the hot paths, looked up once.
 _value_add = _c.value_add
@@ -207,16 +208,16 @@ class Value:
     # The number and its gradient
     # ---------------------------------------------------------------------------
 
-    # In place or through the checked accessors, as chosen once by _node_access.
+    # In place or through the checked accessors, as chosen once by _lib._node_access.
     data = property(
-        _node_access.get_data,
-        _node_access.set_data,
+        _get_data,
+        _set_data,
         doc="The node's value (the result of its forward computation); setting it does "
         "not recompute the nodes computed from it, as in micrograd.",
     )
     grad = property(
-        _node_access.get_grad,
-        _node_access.set_grad,
+        _get_grad,
+        _set_grad,
         doc="d(root)/d(this node), as filled in by the last ``backward()``.",
     )
 

@@ -1,5 +1,4 @@
-import pytest
-torch = pytest.importorskip("torch")
+import torch
 from microcrad.engine import Value
 
 def test_sanity_check():
@@ -66,3 +65,23 @@ def test_more_ops():
     # backward pass went well
     assert abs(amg.grad - apt.grad.item()) < tol
     assert abs(bmg.grad - bpt.grad.item()) < tol
+
+def test_unary_tensor_fns():
+    def test_unary_tensor_fn(value_fn, tensor_fn, xs, tol=1e-6):
+        for x in xs:
+            xv = Value(x)
+            yv = value_fn(xv)
+            yv.backward()
+
+            xt = torch.Tensor([x]).double()
+            xt.requires_grad = True
+            yt = tensor_fn(xt)
+            yt.backward()
+
+            # forward pass went well
+            assert abs(yv.data - yt.data.item()) < tol
+            # backward pass went well
+            assert abs(xv.grad - xt.grad.item()) < tol
+
+    test_unary_tensor_fn(Value.tanh, torch.Tensor.tanh, [-1., .123, 2.])
+    test_unary_tensor_fn(Value.exp, torch.Tensor.exp, [-1., .123, 2.])

@@ -7,9 +7,11 @@ Usage:
     tools/memcheck.py {asan,tsan,valgrind} --build-only
 
 Examples:
-    tools/memcheck.py asan -- .venv/bin/python -m pytest tests -q
+    tools/memcheck.py asan -- .venv/bin/pytest -q
     tools/memcheck.py valgrind -- build/valgrind/tests/test_ops
-    tools/memcheck.py valgrind --each -- build/valgrind/tests/test_*
+    tools/memcheck.py valgrind --build-only &&
+        tools/memcheck.py valgrind --no-build --each -- build/valgrind/tests/test_*
+      (the shell expands the pattern before memcheck runs, so build the preset first)
     tools/memcheck.py tsan -- build/tsan/tests/test_thread_stress
 
 What it does:

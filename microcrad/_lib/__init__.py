@@ -12,6 +12,7 @@ use the names below; the pieces live in:
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, borrowed or owning;
 * ``_bulk``: many nodes' data or grad read or written in one call;
+* ``_node_access``: the data and grad properties of Value, in place or checked;
 * ``_nodes``: making and inspecting nodes through calls that need arrays or checks;
 * ``_node_view``: reading and writing a node's data and grad in place;
 * ``_info``: the library's version, build features and live node count;
@@ -71,6 +72,7 @@ from microcrad._lib._errors import (
 )
 from microcrad._lib._info import build_features, library_version, live_values
 from microcrad._lib._loading import LIBRARY_ENV_VAR, LIBRARY_FILE_NAME, c
+from microcrad._lib._node_access import node_accessors
 from microcrad._lib._node_view import DIRECT_ACCESS, NodeView
 from microcrad._lib._nodes import (
     BINARY_CONSTRUCTORS,
@@ -99,6 +101,7 @@ from microcrad._lib._optimizers import (
 from microcrad._lib._signatures import SIGNATURES as _SIGNATURES
 
 __all__ = [
+    "node_accessors",
     "BulkNodes",
     "MicrocradError",
     "c",
