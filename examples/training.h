@@ -28,8 +28,12 @@ static void fail(const char *what)
  * program with a usage message when it is not a number from 1 to 1000000. */
 static long steps_argument(int argc, char **argv, long default_steps)
 {
-    long steps = argc > 1 ? strtol(argv[1], NULL, 10) : default_steps;
-    if (steps < 1 || steps > 1000000) {
+    long steps = default_steps;
+    char *end = NULL;
+    if (argc > 1)
+        steps = strtol(argv[1], &end, 10);
+    /* A whole argument that is all digits: "5x" or "" is a usage error, not 5 or 0. */
+    if (steps < 1 || steps > 1000000 || (end && (end == argv[1] || *end != '\0'))) {
         fprintf(stderr, "usage: " EXAMPLE_NAME " [steps]   (1 to 1000000, default %ld)\n",
                 default_steps);
         exit(2);
