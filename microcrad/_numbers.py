@@ -43,7 +43,7 @@ def float_or_none(thing: object) -> float | None:
     Raises OverflowError for an int too large for a double.
     """
     if type(thing) is int or isinstance(thing, numbers.Real):
-        return float(thing)  # type: ignore[arg-type]
+        return float(thing)
     return None
 
 

@@ -19,7 +19,7 @@ from microcrad import _lib
 from microcrad.engine import Value
 
 if TYPE_CHECKING:
-    import graphviz
+    import graphviz  # type: ignore[import-not-found]  # ships no type information
 
 __all__ = ["draw_dot", "to_dot"]
 

@@ -35,8 +35,9 @@ class BulkNodes:
             view = None
         if view is not None and view.format == "d" and view.c_contiguous and view.ndim == 1:
             # A float64 buffer (array.array('d'), a NumPy float64 array, ...): one copy.
-            if view.shape[0] != self._count:
-                raise ValueError(f"expected {self._count} numbers, got {view.shape[0]}")
+            length = len(view)  # ndim == 1: the number of doubles
+            if length != self._count:
+                raise ValueError(f"expected {self._count} numbers, got {length}")
             return self._doubles.from_buffer_copy(view)
         items: Sequence[Any] = view.tolist() if view is not None else list(numbers)
         if len(items) != self._count:

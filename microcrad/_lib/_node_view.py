@@ -57,7 +57,7 @@ def _direct_access_allowed() -> bool:
     node = node_or_raise(c.value_create_leaf(0.25))
     try:
         view = NodeView.from_address(node)
-        return (
+        return bool(
             view.data == 0.25
             and view.magic == MAGIC_LIVE
             and view.ref_count == 1
