@@ -1,28 +1,44 @@
 /*
- * bench_nodes.c - what a node costs in C: time to build, back-propagate and release,
- * and memory.
+ * bench_nodes.c - workload W1 in C, on microcrad and on the floor: build a graph, run
+ * backward from its root, release everything.
  *
- * Two graphs, both built through the public API the way a C program would:
+ * Shapes (`--size` gives N or P):
  *
- *   chain: x_{k+1} = x_k * c, N links over one shared constant c, each handle given
- *          back as soon as the next link holds it (test_deep_chain's pattern). As deep
- *          as it is long, so every walk is iterative.
- *   wide:  a balanced tree of additions over N leaves (N - 1 binary nodes, depth
- *          log2 N): a graph with many leaves and short paths.
+ *   chain N: x_{k+1} = x_k * c for even k, x_k + c for odd k: N nodes over two leaves
+ *            (x_0 and the shared constant c). As deep as it is long.
+ *   tree P:  P products a_i * b_i, summed by a balanced tree of additions (pairs added
+ *            level by level, left to right, an odd one out carried up): 2P - 1 nodes
+ *            over 2P leaves, depth about log2 P.
  *
- * Every phase is timed on its own (build, value_backward, the final value_release),
- * and reported per node of the graph (the chain: N links, the tree: N leaves and N - 1
- * additions); "total" is their sum. The first repetition
- * runs on fresh memory, so it pays the page faults of first touching the node pool
- * ("cold"); later repetitions reuse the pool, as a training loop that rebuilds its
- * graph every step does ("warm", the median is reported).
+ * The leaves are made once, before the first repetition, and kept, as a model keeps its
+ * parameters and data; each repetition builds the shape's op nodes, back-propagates
+ * from the root (the leaves' gradients accumulate) and releases the graph. Each phase
+ * is timed on its own; tools/bench.py divides by the number of op nodes.
  *
- * Memory: the size of the node struct and of a binary node's block, and the growth of
- * the resident set while the first chain is built, divided by N (Linux only: read from
- * /proc/self/statm; reported as -1 elsewhere).
+ * Engines:
+ *   microcrad  through its public API, as a C program uses it: the shared library, every
+ *              handle to an intermediate result given back with value_release as soon as
+ *              the node computed from it holds it.
+ *   floor      bench_floor.c, the least an engine can do (a measuring stick only).
  *
- * Usage: bench_nodes [--json] [--chain N] [--wide N] [--reps R]
- * The results are information: nothing here passes or fails on time.
+ * Repetition 0 runs on fresh memory (the process has just started and made only the
+ * leaves), so it pays the page faults of first touching the pool or arena: "cold".
+ * Later repetitions reuse that memory, as a training loop that rebuilds its graph
+ * every step does: "warm".
+ *
+ * --callgrind runs two repetitions, the phases of the second (warm) one in functions of
+ * their own: callgrind_build, callgrind_backward and callgrind_release. Under
+ *     valgrind --tool=callgrind --collect-atstart=no --toggle-collect=callgrind_build ...
+ * (one --toggle-collect per phase) the inclusive cost of each is the instruction count
+ * of that phase of one warm repetition (tools/benchlib/callgrind.py reads it).
+ *
+ * Usage: bench_nodes --engine microcrad|floor --shape chain|tree --size N [--reps R]
+ *                    [--callgrind]
+ * Prints one JSON object: the seconds of each phase of each repetition, the root's
+ * value and a checksum of the leaves' gradients after the first repetition (equal
+ * between engines when both compute the same), the resident-set growth over the first
+ * build, and the node sizes. The results are information: nothing here passes or fails
+ * on time.
  */
 #include <microcrad.h>
 
@@ -32,6 +48,17 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "bench_floor.c"
+
+/* Functions that callgrind must see under their own names (not inlined or cloned). */
+#if defined(__clang__)
+#define MEASURED __attribute__((noinline))
+#elif defined(__GNUC__)
+#define MEASURED __attribute__((noipa))
+#else
+#define MEASURED
+#endif
 
 static double now_seconds(void)
 {
@@ -59,59 +86,95 @@ static void die(const char *what)
     exit(1);
 }
 
-/* Seconds spent in each phase of one repetition. */
-typedef struct Phases {
-    double build, backward, release;
-} Phases;
-
-/* One chain of n links: built, back-propagated from its end, released. *rss_growth
- * (when not NULL) receives the resident-set growth over the build. */
-static Phases run_chain(long n, long long *rss_growth)
+static void *allocate(size_t count, size_t size)
 {
-    Phases p;
-    long long rss0 = rss_growth ? resident_bytes() : -1;
-    double t = now_seconds();
-    Value *c = value_create_leaf(1.0 + 1.0 / (double)n);
-    Value *x = value_create_leaf(0.5);
-    if (!c || !x)
-        die("value_create_leaf");
-    for (long k = 0; k < n; k++) {
-        Value *next = value_mul(x, c);
-        if (!next)
-            die("value_mul");
-        value_release(x);
-        x = next;
+    void *p = calloc(count, size);
+    if (!p) {
+        fprintf(stderr, "bench_nodes: out of memory\n");
+        exit(1);
     }
-    p.build = now_seconds() - t;
-    if (rss_growth)
-        *rss_growth = rss0 < 0 ? -1 : resident_bytes() - rss0;
-
-    t = now_seconds();
-    if (value_backward(x) != MICROCRAD_OK)
-        die("value_backward");
-    p.backward = now_seconds() - t;
-    /* Uses the result, so the work cannot be thought away; dx_n/dc = n x_0 c^(n-1). */
-    if (!(c->grad > 0.0))
-        die("the chain's gradient check");
-
-    t = now_seconds();
-    value_release(x);
-    p.release = now_seconds() - t;
-    value_release(c);
     return p;
 }
 
-/* A balanced addition tree over n leaves. `level` is scratch space for n pointers. */
-static Phases run_wide(long n, Value **level)
+enum { CHAIN, TREE };
+
+/* One shape on one engine: its leaves, scratch space and current root. */
+typedef struct Workload {
+    int shape;
+    long size;        /* chain: N; tree: P */
+    long nodes;       /* op nodes per graph */
+    Value *x0, *c;    /* chain leaves */
+    Value **a, **b;   /* tree leaves */
+    Value **level;    /* the tree's partial sums */
+    Value *root;
+    FloorArena leaves, graph;
+    FloorNode *fx0, *fc, **fa, **fb, **flevel, *froot;
+} Workload;
+
+/* The chain's constant and the tree's leaves: values whose products and sums stay
+ * well inside double range, the same for both engines. */
+static double chain_constant(long n) { return 1.0 + 1.0 / (double)n; }
+static double tree_a(long i) { return 0.5 + 0.25 * (double)(i % 7); }
+static double tree_b(long i) { return 1.0 - 0.125 * (double)(i % 5); }
+
+typedef struct Engine {
+    const char *name;
+    void (*setup)(Workload *w);     /* makes the leaves */
+    void (*build)(Workload *w);     /* builds the graph: w's root */
+    void (*backward)(Workload *w);  /* back-propagates from the root */
+    void (*release)(Workload *w);   /* releases the graph */
+    double (*root_data)(const Workload *w);
+    double (*grad_checksum)(const Workload *w);
+    void (*teardown)(Workload *w);  /* gives the leaves and scratch space back */
+} Engine;
+
+/* ---- microcrad ------------------------------------------------------------------- */
+
+static Value *mc_leaf(double x)
 {
-    Phases p;
-    double t = now_seconds();
-    for (long i = 0; i < n; i++) {
-        level[i] = value_create_leaf((double)(i % 7) - 3.0);
-        if (!level[i])
-            die("value_create_leaf");
+    Value *v = value_create_leaf(x);
+    if (!v)
+        die("value_create_leaf");
+    return v;
+}
+
+static void mc_setup(Workload *w)
+{
+    if (w->shape == CHAIN) {
+        w->x0 = mc_leaf(0.5);
+        w->c = mc_leaf(chain_constant(w->size));
+        return;
     }
-    for (long width = n; width > 1;) {
+    w->a = allocate((size_t)w->size, sizeof *w->a);
+    w->b = allocate((size_t)w->size, sizeof *w->b);
+    w->level = allocate((size_t)w->size, sizeof *w->level);
+    for (long i = 0; i < w->size; i++) {
+        w->a[i] = mc_leaf(tree_a(i));
+        w->b[i] = mc_leaf(tree_b(i));
+    }
+}
+
+static void mc_build(Workload *w)
+{
+    if (w->shape == CHAIN) {
+        Value *x = value_mul(w->x0, w->c); /* x0 is kept: its handle is not given back */
+        if (!x)
+            die("value_mul");
+        for (long k = 1; k < w->size; k++) {
+            Value *next = k % 2 ? value_add(x, w->c) : value_mul(x, w->c);
+            if (!next)
+                die("a chain op");
+            value_release(x);
+            x = next;
+        }
+        w->root = x;
+        return;
+    }
+    Value **level = w->level;
+    for (long i = 0; i < w->size; i++)
+        if (!(level[i] = value_mul(w->a[i], w->b[i])))
+            die("value_mul");
+    for (long width = w->size; width > 1;) {
         long half = width / 2;
         for (long i = 0; i < half; i++) {
             Value *sum = value_add(level[2 * i], level[2 * i + 1]);
@@ -125,151 +188,259 @@ static Phases run_wide(long n, Value **level)
             level[half++] = level[width - 1];
         width = half;
     }
-    Value *root = level[0];
-    p.build = now_seconds() - t;
+    w->root = level[0];
+}
 
-    t = now_seconds();
-    if (value_backward(root) != MICROCRAD_OK)
+static void mc_backward(Workload *w)
+{
+    if (value_backward(w->root) != MICROCRAD_OK)
         die("value_backward");
-    p.backward = now_seconds() - t;
-    if (root->grad != 1.0)
-        die("the tree's gradient check");
+}
+
+static void mc_release(Workload *w)
+{
+    value_release(w->root);
+    w->root = NULL;
+}
+
+static double mc_root_data(const Workload *w) { return w->root->data; }
+
+static double mc_grad_checksum(const Workload *w)
+{
+    if (w->shape == CHAIN)
+        return w->x0->grad + w->c->grad;
+    double sum = 0.0;
+    for (long i = 0; i < w->size; i++)
+        sum += w->a[i]->grad + w->b[i]->grad;
+    return sum;
+}
+
+static void mc_teardown(Workload *w)
+{
+    if (w->shape == CHAIN) {
+        value_release(w->x0);
+        value_release(w->c);
+        return;
+    }
+    for (long i = 0; i < w->size; i++) {
+        value_release(w->a[i]);
+        value_release(w->b[i]);
+    }
+    free(w->a);
+    free(w->b);
+    free(w->level);
+}
+
+static const Engine microcrad_engine = {
+    .name = "microcrad", .setup = mc_setup, .build = mc_build, .backward = mc_backward,
+    .release = mc_release, .root_data = mc_root_data, .grad_checksum = mc_grad_checksum,
+    .teardown = mc_teardown};
+
+/* ---- the floor ------------------------------------------------------------------- */
+
+static void floor_setup(Workload *w)
+{
+    if (w->shape == CHAIN) {
+        w->fx0 = floor_leaf(&w->leaves, 0.5);
+        w->fc = floor_leaf(&w->leaves, chain_constant(w->size));
+        return;
+    }
+    w->fa = allocate((size_t)w->size, sizeof *w->fa);
+    w->fb = allocate((size_t)w->size, sizeof *w->fb);
+    w->flevel = allocate((size_t)w->size, sizeof *w->flevel);
+    for (long i = 0; i < w->size; i++) {
+        w->fa[i] = floor_leaf(&w->leaves, tree_a(i));
+        w->fb[i] = floor_leaf(&w->leaves, tree_b(i));
+    }
+}
+
+static void floor_build(Workload *w)
+{
+    FloorArena *g = &w->graph;
+    if (w->shape == CHAIN) {
+        FloorNode *x = floor_mul(g, w->fx0, w->fc);
+        for (long k = 1; k < w->size; k++)
+            x = k % 2 ? floor_add(g, x, w->fc) : floor_mul(g, x, w->fc);
+        w->froot = x;
+        return;
+    }
+    FloorNode **level = w->flevel;
+    for (long i = 0; i < w->size; i++)
+        level[i] = floor_mul(g, w->fa[i], w->fb[i]);
+    for (long width = w->size; width > 1;) {
+        long half = width / 2;
+        for (long i = 0; i < half; i++)
+            level[i] = floor_add(g, level[2 * i], level[2 * i + 1]);
+        if (width % 2)
+            level[half++] = level[width - 1];
+        width = half;
+    }
+    w->froot = level[0];
+}
+
+static void floor_backward_phase(Workload *w) { floor_backward(&w->graph, w->froot); }
+static void floor_release_phase(Workload *w)
+{
+    floor_release_all(&w->graph);
+    w->froot = NULL;
+}
+static double floor_root_data(const Workload *w) { return w->froot->data; }
+
+static double floor_grad_checksum(const Workload *w)
+{
+    if (w->shape == CHAIN)
+        return w->fx0->grad + w->fc->grad;
+    double sum = 0.0;
+    for (long i = 0; i < w->size; i++)
+        sum += w->fa[i]->grad + w->fb[i]->grad;
+    return sum;
+}
+
+static void floor_teardown(Workload *w)
+{
+    floor_free(&w->leaves);
+    floor_free(&w->graph);
+    free(w->fa);
+    free(w->fb);
+    free(w->flevel);
+}
+
+static const Engine floor_engine = {
+    .name = "floor", .setup = floor_setup, .build = floor_build,
+    .backward = floor_backward_phase, .release = floor_release_phase,
+    .root_data = floor_root_data, .grad_checksum = floor_grad_checksum,
+    .teardown = floor_teardown};
+
+/* ---- repetitions ----------------------------------------------------------------- */
+
+/* Seconds spent in each phase of one repetition. */
+typedef struct Phases {
+    double build, backward, release;
+} Phases;
+
+/* What the first repetition saw, reported as checks. */
+typedef struct FirstRun {
+    double root_data, grad_checksum;
+    long long rss_growth; /* over the build; -1 if unknown */
+} FirstRun;
+
+/* The phases of a repetition. Those of the warm repetition that --callgrind measures
+ * have names of their own, for callgrind's --toggle-collect. */
+typedef void (*Phase)(const Engine *e, Workload *w);
+static void phase_build(const Engine *e, Workload *w) { e->build(w); }
+static void phase_backward(const Engine *e, Workload *w) { e->backward(w); }
+static void phase_release(const Engine *e, Workload *w) { e->release(w); }
+MEASURED static void callgrind_build(const Engine *e, Workload *w) { e->build(w); }
+MEASURED static void callgrind_backward(const Engine *e, Workload *w) { e->backward(w); }
+MEASURED static void callgrind_release(const Engine *e, Workload *w) { e->release(w); }
+static const Phase timed_phases[3] = {phase_build, phase_backward, phase_release};
+static const Phase callgrind_phases[3] = {callgrind_build, callgrind_backward, callgrind_release};
+
+/* One repetition through `phases`; `first` (when not NULL) receives its checks. */
+static Phases repetition(const Engine *e, Workload *w, const Phase phases[3], FirstRun *first)
+{
+    Phases p;
+    long long rss0 = first ? resident_bytes() : -1;
+    double t = now_seconds();
+    phases[0](e, w);
+    p.build = now_seconds() - t;
+    if (first) {
+        long long rss1 = resident_bytes();
+        first->rss_growth = rss0 < 0 || rss1 < 0 ? -1 : rss1 - rss0;
+        first->root_data = e->root_data(w);
+    }
 
     t = now_seconds();
-    value_release(root);
+    phases[1](e, w);
+    p.backward = now_seconds() - t;
+    if (first)
+        first->grad_checksum = e->grad_checksum(w);
+
+    t = now_seconds();
+    phases[2](e, w);
     p.release = now_seconds() - t;
     return p;
 }
 
-static int compare_doubles(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-/* The median of the warm repetitions (all but the first), or the only one. */
-static Phases median_warm(const Phases *runs, int reps)
-{
-    if (reps == 1)
-        return runs[0];
-    int m = reps - 1;
-    double *column = malloc((size_t)m * sizeof *column);
-    if (!column) {
-        fprintf(stderr, "bench_nodes: out of memory\n");
-        exit(1);
-    }
-    Phases out;
-    double *fields[3] = {&out.build, &out.backward, &out.release};
-    for (int f = 0; f < 3; f++) {
-        for (int i = 0; i < m; i++) {
-            const double *in[3] = {&runs[i + 1].build, &runs[i + 1].backward,
-                                   &runs[i + 1].release};
-            column[i] = *in[f];
-        }
-        qsort(column, (size_t)m, sizeof *column, compare_doubles);
-        *fields[f] = m % 2 ? column[m / 2] : 0.5 * (column[m / 2 - 1] + column[m / 2]);
-    }
-    free(column);
-    return out;
-}
-
-static double ns_per(double seconds, long nodes) { return 1e9 * seconds / (double)nodes; }
-
-static void print_phases(int json, const char *name, const char *kind, Phases p, long nodes,
-                         int last)
-{
-    double total = p.build + p.backward + p.release;
-    if (json)
-        printf("    \"%s_%s\": {\"build_ns\": %.2f, \"backward_ns\": %.2f, \"release_ns\": %.2f, "
-               "\"total_ns\": %.2f}%s\n",
-               name, kind, ns_per(p.build, nodes), ns_per(p.backward, nodes),
-               ns_per(p.release, nodes), ns_per(total, nodes), last ? "" : ",");
-    else
-        printf("%-6s %-5s %10.1f %10.1f %10.1f %10.1f\n", name, kind, ns_per(p.build, nodes),
-               ns_per(p.backward, nodes), ns_per(p.release, nodes), ns_per(total, nodes));
-}
-
-static long parse_count(const char *text, const char *flag)
+static long parse_count(const char *text, const char *flag, long least)
 {
     char *end;
     long n = strtol(text, &end, 10);
-    if (*end != '\0' || n < 2 || n > INT32_MAX) {
-        fprintf(stderr, "bench_nodes: %s needs a count from 2 to 2^31-1, got '%s'\n", flag, text);
+    if (*end != '\0' || n < least || n > INT32_MAX) {
+        fprintf(stderr, "bench_nodes: %s needs a count from %ld to 2^31-1, got '%s'\n", flag,
+                least, text);
         exit(2);
     }
     return n;
 }
 
+static int usage(const char *program)
+{
+    fprintf(stderr,
+            "usage: %s --engine microcrad|floor --shape chain|tree --size N [--reps R] "
+            "[--callgrind]\n",
+            program);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
-    int json = 0, reps = 5;
-    long chain = 1000000, wide = 1000000;
+    const Engine *engine = NULL;
+    int shape = -1, callgrind = 0;
+    long size = 0, reps = 5;
     for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--json") == 0)
-            json = 1;
-        else if (strcmp(argv[i], "--chain") == 0 && i + 1 < argc)
-            chain = parse_count(argv[++i], "--chain");
-        else if (strcmp(argv[i], "--wide") == 0 && i + 1 < argc)
-            wide = parse_count(argv[++i], "--wide");
-        else if (strcmp(argv[i], "--reps") == 0 && i + 1 < argc)
-            reps = (int)parse_count(argv[++i], "--reps");
-        else {
-            fprintf(stderr, "usage: %s [--json] [--chain N] [--wide N] [--reps R]\n", argv[0]);
-            return 2;
-        }
+        const char *arg = argv[i], *next = i + 1 < argc ? argv[i + 1] : NULL;
+        if (strcmp(arg, "--callgrind") == 0)
+            callgrind = 1;
+        else if (!next)
+            return usage(argv[0]);
+        else if (strcmp(arg, "--engine") == 0 && strcmp(next, "microcrad") == 0)
+            engine = &microcrad_engine, i++;
+        else if (strcmp(arg, "--engine") == 0 && strcmp(next, "floor") == 0)
+            engine = &floor_engine, i++;
+        else if (strcmp(arg, "--shape") == 0 && strcmp(next, "chain") == 0)
+            shape = CHAIN, i++;
+        else if (strcmp(arg, "--shape") == 0 && strcmp(next, "tree") == 0)
+            shape = TREE, i++;
+        else if (strcmp(arg, "--size") == 0)
+            size = parse_count(next, "--size", 2), i++;
+        else if (strcmp(arg, "--reps") == 0)
+            reps = parse_count(next, "--reps", 1), i++;
+        else
+            return usage(argv[0]);
     }
+    if (!engine || shape < 0 || size == 0)
+        return usage(argv[0]);
+    if (callgrind)
+        reps = 2;
     microcrad_set_quiet(1);
-    Phases *runs = malloc((size_t)reps * sizeof *runs);
-    Value **level = malloc((size_t)wide * sizeof *level);
-    if (!runs || !level) {
-        fprintf(stderr, "bench_nodes: out of memory\n");
-        return 1;
-    }
 
-    /* The chain first, on fresh memory: its build measures the resident-set growth. */
-    long long rss_growth = -1;
-    for (int r = 0; r < reps; r++)
-        runs[r] = run_chain(chain, r == 0 ? &rss_growth : NULL);
-    Phases chain_cold = runs[0], chain_warm = median_warm(runs, reps);
-    /* The pool is warm now: the wide tree's first run reuses the chain's blocks. */
-    for (int r = 0; r < reps; r++)
-        runs[r] = run_wide(wide, level);
-    Phases wide_warm = median_warm(runs, reps);
-    long wide_nodes = 2 * wide - 1; /* the leaves and the additions */
+    Workload w = {.shape = shape, .size = size, .nodes = shape == CHAIN ? size : 2 * size - 1};
+    engine->setup(&w);
+    Phases *runs = allocate((size_t)reps, sizeof *runs);
+    FirstRun first;
+    runs[0] = repetition(engine, &w, timed_phases, &first);
+    for (long r = 1; r < reps; r++)
+        runs[r] = repetition(engine, &w, callgrind && r == reps - 1 ? callgrind_phases : timed_phases,
+                             NULL);
 
     unsigned features = microcrad_build_features();
-    int pooled = !(features & MICROCRAD_BUILD_VALGRIND);
-    /* A binary node: the struct and its two operand pointers, one pool block. */
-    size_t binary_bytes = sizeof(Value) + 2 * sizeof(Value *);
-    double rss_per_node = rss_growth < 0 ? -1.0 : (double)rss_growth / (double)chain;
-
-    if (json) {
-        printf("{\n");
-        printf("    \"version\": \"%s\",\n", microcrad_version());
-        printf("    \"pooled\": %s,\n", pooled ? "true" : "false");
-        printf("    \"chain_nodes\": %ld,\n    \"wide_leaves\": %ld,\n    \"reps\": %d,\n", chain,
-               wide, reps);
-        printf("    \"value_struct_bytes\": %zu,\n    \"binary_node_bytes\": %zu,\n",
-               sizeof(Value), binary_bytes);
-        printf("    \"rss_bytes_per_chain_node\": %.2f,\n", rss_per_node);
-        print_phases(1, "chain", "cold", chain_cold, chain, 0);
-        print_phases(1, "chain", "warm", chain_warm, chain, 0);
-        print_phases(1, "wide", "warm", wide_warm, wide_nodes, 1);
-        printf("}\n");
-    } else {
-        printf("microcrad %s, %s; chain of %ld links, tree over %ld leaves, %d repetitions\n",
-               microcrad_version(), pooled ? "node pool" : "plain malloc", chain, wide, reps);
-        printf("ns per node:\n");
-        printf("%-6s %-5s %10s %10s %10s %10s\n", "graph", "pool", "build", "backward", "release",
-               "total");
-        print_phases(0, "chain", "cold", chain_cold, chain, 0);
-        print_phases(0, "chain", "warm", chain_warm, chain, 0);
-        print_phases(0, "wide", "warm", wide_warm, wide_nodes, 0);
-        printf("bytes per binary node: %zu (struct %zu + 2 operand pointers); "
-               "resident-set growth per chain node: %.1f\n",
-               binary_bytes, sizeof(Value), rss_per_node);
-    }
-    free(level);
+    printf("{\"engine\": \"%s\", \"shape\": \"%s\", \"size\": %ld, \"nodes\": %ld, "
+           "\"leaves\": %ld, \"callgrind\": %s,\n",
+           engine->name, shape == CHAIN ? "chain" : "tree", size, w.nodes,
+           shape == CHAIN ? 2 : 2 * size, callgrind ? "true" : "false");
+    printf(" \"microcrad_version\": \"%s\", \"pooled\": %s, \"value_struct_bytes\": %zu, "
+           "\"binary_node_bytes\": %zu, \"floor_node_bytes\": %zu,\n",
+           microcrad_version(), features & MICROCRAD_BUILD_VALGRIND ? "false" : "true",
+           sizeof(Value), sizeof(Value) + 2 * sizeof(Value *), sizeof(FloorNode));
+    printf(" \"root_data\": %.17g, \"grad_checksum\": %.17g, \"rss_growth_bytes\": %lld,\n",
+           first.root_data, first.grad_checksum, first.rss_growth);
+    printf(" \"reps\": [");
+    for (long r = 0; r < reps; r++)
+        printf("%s\n  {\"build\": %.9g, \"backward\": %.9g, \"release\": %.9g}", r ? "," : "",
+               runs[r].build, runs[r].backward, runs[r].release);
+    printf("]}\n");
+    engine->teardown(&w);
     free(runs);
     return 0;
 }
