@@ -107,66 +107,187 @@ def mnist_table(runs: list[Run]) -> list[str]:
     )
 
 
-def c_table(c: dict[str, Any]) -> list[str]:
-    """bench_nodes's results as the lines of a Markdown table."""
-    if "skipped" in c:
-        return [f"C benchmark skipped: {c['skipped']}"]
+def _ns(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.1f}"
+
+
+def _times(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
+
+
+def w1_tables(w1: dict[str, Any]) -> list[str]:
+    """The C results of workload W1 (benchlib.w1) as the lines of three Markdown
+    tables, timings, instruction counts and ratios, and a line of node sizes."""
+    if "skipped" in w1:
+        return [f"W1 (C) skipped: {w1['skipped']}"]
+    shapes = w1["shapes"]
+    counted = w1["instructions"]
     lines = [
-        "| C, ns per node | build | backward | release | total |",
-        "|---|---:|---:|---:|---:|",
+        f"| W1 in C: build, backward from the root, release; ns per node (least of "
+        f"{w1['rounds']} processes x {w1['reps_per_process'] - 1} warm repetitions) "
+        "| build | backward | release | total | instructions per node |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
-    rows = [
-        ("chain_cold", f"chain of {c['chain_nodes']:,} links, fresh memory"),
-        ("chain_warm", f"chain of {c['chain_nodes']:,} links, warm pool (median)"),
-        ("wide_warm", f"balanced tree over {c['wide_leaves']:,} leaves, warm pool (median)"),
+    for key, shape in shapes.items():
+        lines.append(f"| **{shape['label']}** | | | | | |")
+        for engine in ("floor", "microcrad"):
+            for which in ("warm", "cold"):
+                r = shape[engine][f"{which}_ns"] or {}
+                instructions = ""
+                if which == "warm" and "skipped" not in counted:
+                    instructions = f"{counted[key][engine]['total']:,.1f}"
+                lines.append(
+                    f"| {engine}, {which} | {_ns(r.get('build'))} | {_ns(r.get('backward'))} "
+                    f"| {_ns(r.get('release'))} | {_ns(r.get('total'))} | {instructions} |"
+                )
+    lines.append("")
+    if "skipped" in counted:
+        lines.append(f"W1 instruction counts skipped: {counted['skipped']}")
+    else:
+        lines += [
+            "| W1 in C, instructions per node (callgrind, one warm repetition) "
+            "| nodes counted | build | backward | release | total |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for key, shape in shapes.items():
+            for engine in ("floor", "microcrad"):
+                c = counted[key][engine]
+                lines.append(
+                    f"| {shape['short']}: {engine} | {c['nodes']:,} | {c['build']:,.1f} "
+                    f"| {c['backward']:,.1f} | {c['release']:,.1f} | {c['total']:,.1f} |"
+                )
+    lines += [
+        "",
+        "| W1 in C, microcrad / floor | warm (goal <= 2x) | cold (goal <= 3x) | instructions |",
+        "|---|---:|---:|---:|",
     ]
-    for key, label in rows:
-        r = c[key]
+    for key, shape in shapes.items():
+        r = w1["ratios"]["vs_floor"][key]
         lines.append(
-            f"| {label} | {r['build_ns']:.1f} | {r['backward_ns']:.1f} "
-            f"| {r['release_ns']:.1f} | {r['total_ns']:.1f} |"
+            f"| {shape['label']} | {_times(r['warm'])} | {_times(r['cold'])} "
+            f"| {_times(r['instructions'])} |"
         )
+    size = w1["ratios"]["size"]
+    big, small = shapes["tree_big"], shapes["tree"]
     lines.append(
-        f"| bytes per binary node | {c['binary_node_bytes']} (struct "
-        f"{c['value_struct_bytes']} + 2 operand pointers) | resident-set growth "
-        f"{c['rss_bytes_per_chain_node']:.1f} per chain node | | |"
+        f"| size: {big['nodes']:,}-node tree / {small['nodes']:,}-node tree, per node, warm "
+        f"(goal <= 1.25x) | microcrad {_times(size['microcrad'])} | floor "
+        f"{_times(size['floor'])} | |"
+    )
+    sizes = w1["node_sizes"]
+    chain = shapes["chain"]
+    growth = [f"{e} {_ns(chain[e]['rss_bytes_per_node'])}" for e in ("floor", "microcrad")]
+    lines += [
+        "",
+        f"Node size: microcrad {sizes['binary_node_bytes']} bytes per binary node (struct "
+        f"{sizes['value_struct_bytes']} + 2 operand pointers, "
+        f"{'node pool' if sizes['pooled'] else 'plain malloc'}), floor "
+        f"{sizes['floor_node_bytes']}; resident-set growth over the chain's cold build, bytes "
+        f"per node: {', '.join(growth)}.",
+    ]
+    if w1["check_failures"]:
+        lines.append("W1 checks FAILED: " + "; ".join(w1["check_failures"]))
+    else:
+        lines.append("W1 checks: microcrad and the floor agree bit for bit on every shape.")
+    return lines
+
+
+def python_ops_table(py: dict[str, Any]) -> list[str]:
+    """The Python per-operation results (benchlib.python_ops) as the lines of a
+    Markdown table and a line of checks."""
+    if "skipped" in py:
+        return [f"Python per-operation benchmark skipped: {py['skipped']}"]
+    lines = [
+        f"| Python, one node per operation ({py['operations']:,} `*` and `+`: build, backward, "
+        "drop), µs per operation | build | backward | release | total | ctypes calls per op |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| a bare ctypes call ({py['bare_call'].split(' (')[0]}: a pointer in, a double out) "
+        f"| | | | {py['bare_call_us']:.3f} | 1.0 |",
+    ]
+    for name, row in py["rows"].items():
+        us = row["us_per_op"]
+        lines.append(
+            f"| {name} | {us['build']:.3f} | {us['backward']:.3f} | {us['release']:.3f} "
+            f"| {us['total']:.3f} | {row['calls_per_op']:.1f} |"
+        )
+    agrees = py["agrees_with_micrograd"]
+    lines.append(
+        "Python checks: "
+        + (
+            "micrograd not installed"
+            if agrees is None
+            else f"microcrad {'agrees' if agrees else 'DISAGREES'} with micrograd bit for bit"
+        )
+        + f"; live values left after dropping the graph: {py['live_values_leaked']}."
     )
     return lines
 
 
-def goals(moons: list[Run], mnist: list[Run], c: dict[str, Any]) -> dict[str, Any]:
-    """The goals of the fast paths, measured in this run: for each, the measurement
-    and whether it met the goal (None for both when it was not measured)."""
-    mg = by_name(moons, "micrograd")
-    speed_ups = [
-        ("moons per-op vs micrograd >= 10x", ratio(mg, by_name(moons, "microcrad per-op")), 10.0),
+def goals(
+    moons: list[Run], mnist: list[Run], w1: dict[str, Any], py: dict[str, Any]
+) -> dict[str, Any]:
+    """The performance goals, measured in this run: for each, the measurement and
+    whether it met the goal (None for both when it was not measured)."""
+
+    def run_named(runs: list[Run], name: str) -> Run:
+        return next((run for run in runs if run.name == name), Run(name, skipped="not run"))
+
+    mg = run_named(moons, "micrograd")
+    checks: list[tuple[str, float | None, Callable[[float], bool]]] = [
+        (
+            "moons per-op vs micrograd >= 10x",
+            ratio(mg, run_named(moons, "microcrad per-op")),
+            lambda v: v >= 10.0,
+        ),
         (
             "moons fused nn vs micrograd >= 100x",
-            ratio(mg, by_name(moons, "microcrad fused nn")),
-            100.0,
+            ratio(mg, run_named(moons, "microcrad fused nn")),
+            lambda v: v >= 100.0,
         ),
         (
             "moons replay vs PyTorch batched > 1x",
-            ratio(by_name(moons, "PyTorch, batched tensors"), by_name(moons, "microcrad replay")),
-            1.0,
+            ratio(
+                run_named(moons, "PyTorch, batched tensors"), run_named(moons, "microcrad replay")
+            ),
+            lambda v: v > 1.0,
         ),
         (
             "MNIST replay vs micrograd >= 7500x",
-            ratio(by_name(mnist, "micrograd"), by_name(mnist, "microcrad replay")),
-            7500.0,
+            ratio(run_named(mnist, "micrograd"), run_named(mnist, "microcrad replay")),
+            lambda v: v >= 7500.0,
         ),
     ]
+    if "skipped" not in w1:
+        for key, shape in w1["shapes"].items():
+            r = w1["ratios"]["vs_floor"][key]
+            checks.append(
+                (f"W1 {shape['short']}: microcrad <= 2x floor, warm", r["warm"], lambda v: v <= 2.0)
+            )
+            checks.append(
+                (f"W1 {shape['short']}: microcrad <= 3x floor, cold", r["cold"], lambda v: v <= 3.0)
+            )
+        checks.append(
+            (
+                f"W1 microcrad per node, {w1['shapes']['tree_big']['short']} <= 1.25x "
+                f"{w1['shapes']['tree']['short']} (warm)",
+                w1["ratios"]["size"]["microcrad"],
+                lambda v: v <= 1.25,
+            )
+        )
+        size = w1["node_sizes"]["binary_node_bytes"]
+        checks.append(("C binary node <= 64 bytes", size, lambda v: v <= 64))
+    if "skipped" not in py:
+        checks.append(
+            (
+                "Python: <= 2.5 bare ctypes calls per operation",
+                py["rows"]["microcrad"]["calls_per_op"],
+                lambda v: v <= 2.5,
+            )
+        )
     out: dict[str, Any] = {}
-    for key, value, goal in speed_ups:
-        out[key] = {
-            "measured": None if math.isnan(value) else value,
-            "met": None if math.isnan(value) else value >= goal,
-        }
-    if "skipped" not in c:
-        total = c["chain_warm"]["total_ns"]
-        out["C chain <= 20 ns per node (warm)"] = {"measured": total, "met": total <= 20.0}
-        size = c["binary_node_bytes"]
-        out["C binary node <= 64 bytes"] = {"measured": size, "met": size <= 64}
+    for key, value, test in checks:
+        measured = None if value is None or math.isnan(value) else value
+        out[key] = {"measured": measured, "met": None if measured is None else test(measured)}
     return out
 
 
