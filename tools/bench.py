@@ -4,7 +4,7 @@
 Usage::
 
     .venv/bin/python tools/bench.py [--quick] [--json out.json] [--no-moons] [--no-mnist]
-                                    [--no-c] [--no-callgrind] [--no-python-ops]
+                                    [--no-c] [--no-callgrind] [--no-python-ops] [--profile]
 
 Four parts, each printed as Markdown tables:
 
@@ -47,7 +47,9 @@ interleaved repetitions (the machine may be shared and noisy; instruction counts
 not). Everything runs on one thread (PyTorch is set to one). A reference system that
 is not installed is reported as skipped; nothing is estimated. ``--quick`` runs a few
 steps of everything at small sizes, as a smoke test. The goals are printed at the end
-as measured.
+as measured. ``--profile`` adds, for the chain and the 65k tree on both engines, the
+instructions per node of each function, per phase (callgrind; for finding where the
+cost is, not part of the goals).
 
 The parts live in tools/benchlib/ (one module each, and the reporting in
 benchlib/report.py); this file runs them and prints the results.
@@ -74,12 +76,13 @@ from benchlib.report import (
     goals,
     mnist_table,
     moons_table,
+    profile_tables,
     python_ops_table,
     w1_tables,
 )
 from benchlib.runs import Run, compare_losses
 from benchlib.systems import torch
-from benchlib.w1 import bench_w1
+from benchlib.w1 import bench_w1, profile_functions
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -97,6 +100,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--no-python-ops", action="store_true", help="skip the Python per-operation part"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also show where W1's instructions go, by function and phase (callgrind)",
+    )
     args = parser.parse_args(argv)
 
     if torch is not None:
@@ -113,6 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     py: dict[str, Any] = (
         {"skipped": "--no-python-ops"} if args.no_python_ops else bench_python_ops(args.quick)
     )
+    profiles: dict[str, Any] | None = profile_functions(args.quick) if args.profile else None
 
     checks_ok = True
     for runs in (moons, mnist):
@@ -144,6 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print()
     print("\n".join(python_ops_table(py)))
     print()
+    if profiles is not None:
+        print("\n".join(profile_tables(profiles)))
+        print()
     for key, goal in measured_goals.items():
         measured = goal["measured"]
         shown = "-" if measured is None else f"{measured:,.2f}"
@@ -162,6 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "mnist": [run.as_json() for run in mnist],
             "w1": w1,
             "python_ops": py,
+            "w1_profile": profiles,
             "goals": measured_goals,
             "loss_checks_passed": checks_ok,
             "w1_checks_passed": w1_ok,

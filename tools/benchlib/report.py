@@ -192,6 +192,28 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
     return lines
 
 
+def profile_tables(profiles: dict[str, Any]) -> list[str]:
+    """Where W1's instructions go (benchlib.w1.profile_functions), as one Markdown table
+    per shape and engine: each function's own instructions per node, per phase."""
+    if "skipped" in profiles:
+        return [f"W1 profile skipped: {profiles['skipped']}"]
+    lines: list[str] = []
+    for title, table in profiles.items():
+        lines += [
+            f"| {title}, instructions per node by function (own code) "
+            "| build | backward | release | total |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        rows = [(row["function"], row) for row in table["functions"]]
+        rows.append(("(all others)", table["others"]))
+        for name, costs in rows:
+            per_phase = [costs["build"], costs["backward"], costs["release"]]
+            cells = " | ".join(f"{c:,.1f}" if c else "" for c in per_phase)
+            lines.append(f"| {name} | {cells} | {sum(per_phase):,.1f} |")
+        lines.append("")
+    return lines[:-1]
+
+
 def python_ops_table(py: dict[str, Any]) -> list[str]:
     """The Python per-operation results (benchlib.python_ops) as the lines of a
     Markdown table and a line of checks."""

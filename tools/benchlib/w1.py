@@ -228,6 +228,45 @@ def count_instructions(program: Path, all_shapes: list[Shape]) -> dict[str, Any]
     return out
 
 
+def profile_functions(quick: bool, top: int = 12) -> dict[str, Any]:
+    """Where each engine's instructions go, per shape (the chain and the 65k tree) and
+    phase: instructions per node of each function's own code (callgrind, one warm
+    repetition, one run per phase), the ``top`` functions by their total over the
+    phases. ``{"skipped": why}`` when bench_nodes cannot be built or valgrind is
+    missing."""
+    missing = valgrind_missing()
+    if missing:
+        return {"skipped": missing}
+    program = build_program()
+    if isinstance(program, str):
+        return {"skipped": program}
+    out: dict[str, Any] = {}
+    for shape in shapes(quick)[:2]:
+        for engine in ENGINES:
+            by_function: dict[str, dict[str, float]] = {}
+            for phase, name in zip(PHASES, CALLGRIND_PHASES):
+                progress(f"W1 profile: {shape.key} on {engine}, {phase}")
+                profile, stdout = run_callgrind(
+                    command(program, engine, shape, shape.callgrind_size) + ["--callgrind"],
+                    [name],
+                )
+                nodes = json.loads(stdout)["nodes"]
+                for function, cost in profile.self_cost.items():
+                    if cost:
+                        by_function.setdefault(function, dict.fromkeys(PHASES, 0.0))
+                        by_function[function][phase] = cost / nodes
+            ranked = sorted(by_function.items(), key=lambda item: -sum(item[1].values()))
+            shown = [item for item in ranked[:top] if sum(item[1].values()) >= 0.05]
+            out[f"{shape.short}: {engine}"] = {
+                "functions": [{"function": f, **costs} for f, costs in shown],
+                "others": {
+                    phase: sum(costs[phase] for _, costs in ranked[len(shown) :])
+                    for phase in PHASES
+                },
+            }
+    return out
+
+
 def ratios(timed: dict[str, Any], instructions: dict[str, Any], keys: list[str]) -> dict[str, Any]:
     """microcrad / floor per shape (warm, cold, instructions), and the size ratio
     (the big tree's warm cost per node over the 65k tree's) of each engine."""
