@@ -105,6 +105,9 @@ def test_bench_nodes_computes_w1_exactly(
     assert data["nodes"] == (size if shape == "chain" else 2 * size - 1)
     assert (data["root_data"], data["grad_checksum"]) == expected
     assert len(data["reps"]) == 3
+    assert 0.0 <= data["adjacent_share"] <= 1.0
+    if engine == "floor":  # a bump arena hands out memory in order, chunk boundaries aside
+        assert data["adjacent_share"] > 0.99
     for rep in data["reps"]:
         assert all(rep[phase] >= 0.0 for phase in ("build", "backward", "release"))
 

@@ -37,11 +37,16 @@
  * Prints one JSON object: the seconds of each phase of each repetition, the root's
  * value and a checksum of the leaves' gradients after the first repetition (equal
  * between engines when both compute the same), the resident-set growth over the first
- * build, and the node sizes. The results are information: nothing here passes or fails
+ * build, the node sizes, and "adjacent_share": after the repetitions, as many nodes
+ * as a graph has are allocated one after the other (untimed), and this is the share
+ * that lands right next to the one before. It says, without a clock, whether reused
+ * memory is handed out in order (1.0) or scattered, which is what makes a rebuilt
+ * graph slower than the first one. The results are information: nothing here passes or fails
  * on time.
  */
 #include <microcrad.h>
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -126,7 +131,20 @@ typedef struct Engine {
     double (*root_data)(const Workload *w);
     double (*grad_checksum)(const Workload *w);
     void (*teardown)(Workload *w);  /* gives the leaves and scratch space back */
+    double (*adjacent_share)(Workload *w);
 } Engine;
+
+/* The share of `n` consecutive allocations, addresses in `at`, that land right next to
+ * the one before (one node size up or down): 1.0 for memory handed out in order. */
+static double adjacent(char *const *at, long n, size_t node_bytes)
+{
+    long next_door = 0;
+    for (long i = 1; i < n; i++) {
+        ptrdiff_t step = at[i] - at[i - 1];
+        next_door += step == (ptrdiff_t)node_bytes || step == -(ptrdiff_t)node_bytes;
+    }
+    return n > 1 ? (double)next_door / (double)(n - 1) : 1.0;
+}
 
 /* ---- microcrad ------------------------------------------------------------------- */
 
@@ -231,10 +249,23 @@ static void mc_teardown(Workload *w)
     free(w->level);
 }
 
+/* After the repetitions: how the pool hands out as many blocks as a graph has nodes. */
+static double mc_adjacent_share(Workload *w)
+{
+    Value **at = allocate((size_t)w->nodes, sizeof *at);
+    for (long i = 0; i < w->nodes; i++)
+        at[i] = mc_leaf(0.0);
+    double share = adjacent((char *const *)at, w->nodes, sizeof(Value) + 2 * sizeof(Value *));
+    for (long i = 0; i < w->nodes; i++)
+        value_release(at[i]);
+    free(at);
+    return share;
+}
+
 static const Engine microcrad_engine = {
     .name = "microcrad", .setup = mc_setup, .build = mc_build, .backward = mc_backward,
     .release = mc_release, .root_data = mc_root_data, .grad_checksum = mc_grad_checksum,
-    .teardown = mc_teardown};
+    .teardown = mc_teardown, .adjacent_share = mc_adjacent_share};
 
 /* ---- the floor ------------------------------------------------------------------- */
 
@@ -305,11 +336,22 @@ static void floor_teardown(Workload *w)
     free(w->flevel);
 }
 
+static double floor_adjacent_share(Workload *w)
+{
+    FloorNode **at = allocate((size_t)w->nodes, sizeof *at);
+    for (long i = 0; i < w->nodes; i++)
+        at[i] = floor_leaf(&w->graph, 0.0);
+    double share = adjacent((char *const *)at, w->nodes, sizeof(FloorNode));
+    floor_release_all(&w->graph);
+    free(at);
+    return share;
+}
+
 static const Engine floor_engine = {
     .name = "floor", .setup = floor_setup, .build = floor_build,
     .backward = floor_backward_phase, .release = floor_release_phase,
     .root_data = floor_root_data, .grad_checksum = floor_grad_checksum,
-    .teardown = floor_teardown};
+    .teardown = floor_teardown, .adjacent_share = floor_adjacent_share};
 
 /* ---- repetitions ----------------------------------------------------------------- */
 
@@ -424,6 +466,7 @@ int main(int argc, char **argv)
         runs[r] = repetition(engine, &w, callgrind && r == reps - 1 ? callgrind_phases : timed_phases,
                              NULL);
 
+    double adjacent_share = engine->adjacent_share(&w);
     unsigned features = microcrad_build_features();
     printf("{\"engine\": \"%s\", \"shape\": \"%s\", \"size\": %ld, \"nodes\": %ld, "
            "\"leaves\": %ld, \"callgrind\": %s,\n",
@@ -435,6 +478,7 @@ int main(int argc, char **argv)
            sizeof(Value), sizeof(Value) + 2 * sizeof(Value *), sizeof(FloorNode));
     printf(" \"root_data\": %.17g, \"grad_checksum\": %.17g, \"rss_growth_bytes\": %lld,\n",
            first.root_data, first.grad_checksum, first.rss_growth);
+    printf(" \"adjacent_share\": %.6f,\n", adjacent_share);
     printf(" \"reps\": [");
     for (long r = 0; r < reps; r++)
         printf("%s\n  {\"build\": %.9g, \"backward\": %.9g, \"release\": %.9g}", r ? "," : "",

@@ -158,27 +158,34 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
                 )
     lines += [
         "",
-        "| W1 in C, microcrad / floor | warm (goal <= 2x) | cold (goal <= 3x) | instructions |",
-        "|---|---:|---:|---:|",
+        "| W1 in C, microcrad / floor | warm (goal <= 2x) | cold (goal <= 3x) | instructions "
+        "| reused memory handed out in order, microcrad / floor |",
+        "|---|---:|---:|---:|---:|",
     ]
     for key, shape in shapes.items():
         r = w1["ratios"]["vs_floor"][key]
+        in_order = " / ".join(
+            f"{100 * shape[e]['adjacent_share']:.0f}%" for e in ("microcrad", "floor")
+        )
         lines.append(
             f"| {shape['label']} | {_times(r['warm'])} | {_times(r['cold'])} "
-            f"| {_times(r['instructions'])} |"
+            f"| {_times(r['instructions'])} | {in_order} |"
         )
     size = w1["ratios"]["size"]
     big, small = shapes["tree_big"], shapes["tree"]
     lines.append(
         f"| size: {big['nodes']:,}-node tree / {small['nodes']:,}-node tree, per node, warm "
         f"(goal <= 1.25x) | microcrad {_times(size['microcrad'])} | floor "
-        f"{_times(size['floor'])} | |"
+        f"{_times(size['floor'])} | | |"
     )
     sizes = w1["node_sizes"]
     chain = shapes["chain"]
     growth = [f"{e} {_ns(chain[e]['rss_bytes_per_node'])}" for e in ("floor", "microcrad")]
     lines += [
         "",
+        "Reused memory handed out in order: after the repetitions, as many nodes as the "
+        "graph has are allocated one after another; the share placed right next to the "
+        "previous one (100%: a rebuilt graph lies in memory as the first one did).",
         f"Node size: microcrad {sizes['binary_node_bytes']} bytes per binary node (struct "
         f"{sizes['value_struct_bytes']} + 2 operand pointers, "
         f"{'node pool' if sizes['pooled'] else 'plain malloc'}), floor "
@@ -205,7 +212,8 @@ def profile_tables(profiles: dict[str, Any]) -> list[str]:
             "|---|---:|---:|---:|---:|",
         ]
         rows = [(row["function"], row) for row in table["functions"]]
-        rows.append(("(all others)", table["others"]))
+        if sum(table["others"].values()) >= 0.05:
+            rows.append(("(all others)", table["others"]))
         for name, costs in rows:
             per_phase = [costs["build"], costs["backward"], costs["release"]]
             cells = " | ".join(f"{c:,.1f}" if c else "" for c in per_phase)

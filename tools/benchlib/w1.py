@@ -171,6 +171,7 @@ def time_shapes(
                 "root_data": data["root_data"],
                 "grad_checksum": data["grad_checksum"],
                 "rss_bytes_per_node": None if growth < 0 else growth / shape.nodes,
+                "adjacent_share": data["adjacent_share"],
             }
         floor, mc = by_engine["floor"], by_engine["microcrad"]
         agree = all(floor[name] == mc[name] for name in ("root_data", "grad_checksum"))
