@@ -277,3 +277,49 @@ def test_the_w1_tables(tmp_path: Path) -> None:
                 c = counted[key][engine]
                 assert c["total"] > 0 and c["build"] > 0 and c["backward"] > 0
     assert "microcrad / floor" in stdout and "instructions per node" in stdout
+
+
+def synthetic_w1(instructions: dict[str, Any]) -> dict[str, Any]:
+    """A W1 result of the shape benchlib.w1.bench_w1 returns, with made-up numbers."""
+    phases = {"build": 1.0, "backward": 2.0, "release": 3.0, "total": 6.0}
+    engine = {
+        "cold_ns": phases,
+        "warm_ns": phases,
+        "rss_bytes_per_node": 64.0,
+        "adjacent_share": 1.0,
+        "root_data": 1.0,
+        "grad_checksum": 2.0,
+    }
+    shapes = {
+        key: {"label": key, "short": key, "nodes": 3, "floor": engine, "microcrad": engine}
+        for key in ("chain", "tree", "tree_big")
+    }
+    same = {"warm": 1.0, "cold": 1.0, "instructions": None}
+    return {
+        "shapes": shapes,
+        "node_sizes": {
+            "pooled": True,
+            "value_struct_bytes": 48,
+            "binary_node_bytes": 64,
+            "floor_node_bytes": 40,
+        },
+        "rounds": 1,
+        "reps_per_process": 2,
+        "instructions": instructions,
+        "ratios": {"vs_floor": dict.fromkeys(shapes, same), "size": {"floor": 1.0, "microcrad": 1.0}},
+        "check_failures": [],
+    }
+
+
+def test_without_valgrind_the_instruction_counts_are_skipped_with_the_reason(
+    callgrind_module: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(callgrind_module.shutil, "which", lambda name: None)
+    why = callgrind_module.valgrind_missing()
+    assert why is not None and "valgrind is not installed" in why
+    from benchlib import report, w1
+
+    assert w1.count_instructions(Path("/nonexistent"), w1.shapes(True)) == {"skipped": why}
+    text = "\n".join(report.w1_tables(synthetic_w1({"skipped": why})))
+    assert f"W1 instruction counts skipped: {why}" in text
+    assert "| floor, warm | 1.0 | 2.0 | 3.0 | 6.0 |  |" in text
