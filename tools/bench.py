@@ -42,9 +42,9 @@ Four parts, each printed as Markdown tables:
    (a pointer in, a double out) per operation, measured in the same run; micrograd on
    the same workload for reference.
 
-Per-step times are medians over the steps run, W1 and Python times the least of
-interleaved repetitions (the machine may be shared and noisy; instruction counts are
-not). Everything runs on one thread (PyTorch is set to one). A reference system that
+Per-step times are medians over the steps run, W1 times each phase's least over
+interleaved repetitions, Python times the least of interleaved repetitions (the
+machine may be shared and noisy; instruction counts are not). Everything runs on one thread (PyTorch is set to one). A reference system that
 is not installed is reported as skipped; nothing is estimated. ``--quick`` runs a few
 steps of everything at small sizes, as a smoke test. The goals are printed at the end
 as measured. ``--profile`` adds, for the chain and the 65k tree on both engines, the

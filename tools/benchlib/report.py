@@ -123,8 +123,9 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
     shapes = w1["shapes"]
     counted = w1["instructions"]
     lines = [
-        f"| W1 in C: build, backward from the root, release; ns per node (least of "
-        f"{w1['rounds']} processes x {w1['reps_per_process'] - 1} warm repetitions) "
+        f"| W1 in C: build, backward from the root, release; ns per node (each phase's "
+        f"least over {w1['rounds']} processes; warm: x {w1['reps_per_process'] - 1} "
+        "repetitions each) "
         "| build | backward | release | total | instructions per node |",
         "|---|---:|---:|---:|---:|---:|",
     ]
@@ -165,7 +166,7 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
     for key, shape in shapes.items():
         r = w1["ratios"]["vs_floor"][key]
         in_order = " / ".join(
-            f"{100 * shape[e]['adjacent_share']:.0f}%" for e in ("microcrad", "floor")
+            f"{100 * shape[e]['adjacent_share']:.1f}%" for e in ("microcrad", "floor")
         )
         lines.append(
             f"| {shape['label']} | {_times(r['warm'])} | {_times(r['cold'])} "

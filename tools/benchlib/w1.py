@@ -7,8 +7,9 @@ describes the shapes and the two engines, tools/bench_floor.c the floor. Here:
 * Timing: every (shape, engine) runs in a process of its own, so that its first
   repetition meets fresh memory ("cold") and the later ones reuse it ("warm"). The
   processes are interleaved, round after round, the engines taking turns to go first,
-  so that a busy spell of the machine hits both. Reported: the repetition with the
-  least total, over every round (its phases, which add up to that total), per node.
+  so that a busy spell of the machine hits both. Reported per node: each phase's least
+  time over every repetition of every round (the phases are timed one by one, so a
+  busy spell spoils only the phase it falls in), and as total their sum.
 * Instructions: one run per (shape, engine) under callgrind, counting one warm
   repetition's phases; the big tree at a reduced size (instruction counts per node do
   not grow with the size; cache misses, which they do not see, do).
@@ -122,8 +123,10 @@ def per_node(rep: dict[str, float], nodes: int) -> dict[str, float]:
 
 
 def least(reps: list[dict[str, float]]) -> dict[str, float] | None:
-    """The repetition with the least total, or None."""
-    return min(reps, key=lambda rep: sum(rep[phase] for phase in PHASES), default=None)
+    """Each phase's least time over ``reps``, or None when there are none."""
+    if not reps:
+        return None
+    return {phase: min(rep[phase] for rep in reps) for phase in PHASES}
 
 
 def time_shapes(
