@@ -12,10 +12,14 @@
 
 #include <inttypes.h>
 
-/* How messages name each kind. */
+/* How messages name each kind, alone and with its article. */
 static const char *const kind_name[MC_KIND_COUNT] = {
     [MC_KIND_VALUE] = "Value",   [MC_KIND_TAPE] = "tape",   [MC_KIND_OPTIMIZER] = "optimizer",
     [MC_KIND_NEURON] = "neuron", [MC_KIND_LAYER] = "layer", [MC_KIND_MLP] = "MLP",
+};
+static const char *const a_kind[MC_KIND_COUNT] = {
+    [MC_KIND_VALUE] = "a Value",     [MC_KIND_TAPE] = "a tape",   [MC_KIND_OPTIMIZER] = "an optimizer",
+    [MC_KIND_NEURON] = "a neuron",   [MC_KIND_LAYER] = "a layer", [MC_KIND_MLP] = "an MLP",
 };
 
 /* The kind whose LIVE (*dead = 0) or DEAD (*dead = 1) canary `canary` is, or
@@ -77,10 +81,13 @@ int mc_check_failed(const void *p, mc_kind kind, const char *fn, int arg, const 
                             where);
         return mc_error(MICROCRAD_ERR_RELEASED, "%s is a freed %s", where, expected);
     }
-    if (found != MC_KIND_COUNT)
-        return mc_error(MICROCRAD_ERR_FOREIGN, "%s is not a microcrad %s: it is a %s%s", where,
-                        expected, dead ? (found == MC_KIND_VALUE ? "released " : "freed ") : "",
+    if (found != MC_KIND_COUNT && dead)
+        return mc_error(MICROCRAD_ERR_FOREIGN, "%s is not a microcrad %s: it is a %s %s", where,
+                        expected, found == MC_KIND_VALUE ? "released" : "freed",
                         kind_name[found]);
+    if (found != MC_KIND_COUNT)
+        return mc_error(MICROCRAD_ERR_FOREIGN, "%s is not a microcrad %s: it is %s", where,
+                        expected, a_kind[found]);
     return mc_error(MICROCRAD_ERR_FOREIGN, "%s is not a microcrad %s (canary 0x%08" PRIx32 ")",
                     where, expected, canary);
 }
