@@ -18,8 +18,9 @@ static const char *const kind_name[MC_KIND_COUNT] = {
     [MC_KIND_NEURON] = "neuron", [MC_KIND_LAYER] = "layer", [MC_KIND_MLP] = "MLP",
 };
 static const char *const a_kind[MC_KIND_COUNT] = {
-    [MC_KIND_VALUE] = "a Value",     [MC_KIND_TAPE] = "a tape",   [MC_KIND_OPTIMIZER] = "an optimizer",
-    [MC_KIND_NEURON] = "a neuron",   [MC_KIND_LAYER] = "a layer", [MC_KIND_MLP] = "an MLP",
+    [MC_KIND_VALUE] = "a Value",       [MC_KIND_TAPE] = "a tape",
+    [MC_KIND_OPTIMIZER] = "an optimizer", [MC_KIND_NEURON] = "a neuron",
+    [MC_KIND_LAYER] = "a layer",       [MC_KIND_MLP] = "an MLP",
 };
 
 /* The kind whose LIVE (*dead = 0) or DEAD (*dead = 1) canary `canary` is, or

@@ -256,8 +256,8 @@ static int v_ref_count(void *bad, int status) { (void)status; return value_ref_c
 static int v_set_data_many(void *bad, int status) { return many_with(bad, status, 0); }
 static int v_get_data_many(void *bad, int status) { return many_with(bad, status, 1); }
 static int v_get_grad_many(void *bad, int status) { return many_with(bad, status, 2); }
-static int v_sgd_create(void *bad, int status) { (void)status; return optimizer_create_with(bad, 0); }
-static int v_adam_create(void *bad, int status) { (void)status; return optimizer_create_with(bad, 1); }
+static int v_sgd_create(void *bad, int s) { (void)s; return optimizer_create_with(bad, 0); }
+static int v_adam_create(void *bad, int s) { (void)s; return optimizer_create_with(bad, 1); }
 static int v_neuron_forward(void *bad, int s) { return network_forward_with(bad, s, K_NEURON); }
 static int v_layer_forward(void *bad, int s) { return network_forward_with(bad, s, K_LAYER); }
 static int v_mlp_forward(void *bad, int s) { return network_forward_with(bad, s, K_MLP); }
