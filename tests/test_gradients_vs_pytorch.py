@@ -52,6 +52,7 @@ import pytest
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from microcrad import Tape
 from microcrad.engine import Value
 from microcrad.nn import Neuron
 
@@ -429,23 +430,39 @@ def same(a: float, b: float) -> bool:
     return struct.pack("<d", a) == struct.pack("<d", b)
 
 
-def mismatches(program: Program) -> list[str]:
-    """Every node whose data or grad differs from the reference, described."""
-    nodes, handles = build(program)
-    root = len(nodes) - 1
-    handles[-1].backward()
-    data = reference_data(nodes)
-    grads = reference_gradients(nodes, data, root)
+def _compare(nodes: list[Node], data: list[float], grads: list[float], how: str) -> list[str]:
     found = []
     for i, node in enumerate(nodes):
         if node.value is None:
             continue  # a number's leaf: not reachable from Python
         ours = (node.value.data, node.value.grad)
         if not same(ours[0], data[i]):
-            found.append(f"node {i} ({node.op}) data {ours[0]!r}, PyTorch {data[i]!r}")
+            found.append(f"{how}: node {i} ({node.op}) data {ours[0]!r}, PyTorch {data[i]!r}")
         if not same(ours[1], grads[i]):
-            found.append(f"node {i} ({node.op}) grad {ours[1]!r}, reference {grads[i]!r}")
+            found.append(f"{how}: node {i} ({node.op}) grad {ours[1]!r}, reference {grads[i]!r}")
     return found
+
+
+def mismatches(program: Program) -> list[str]:
+    """Every node whose data or grad differs from the reference, described: once as
+    built and back-propagated, and once replayed by a Tape (whose forward computes
+    neurons several at a time) after the data of every interior node it recomputes has
+    been spoilt."""
+    nodes, handles = build(program)
+    root = len(nodes) - 1
+    handles[-1].backward()
+    data = reference_data(nodes)
+    grads = reference_gradients(nodes, data, root)
+    found = _compare(nodes, data, grads, "built")
+    with Tape(handles[-1]) as tape:
+        for index in backward_order(nodes, root):  # the nodes the tape recomputes
+            value = nodes[index].value
+            if value is not None and nodes[index].operands:
+                value.data = 12345.0
+        tape.zero_grad()
+        tape.forward()
+        tape.backward()
+    return found + _compare(nodes, data, grads, "replayed")
 
 
 @st.composite
