@@ -109,6 +109,12 @@ void mc_free(void *p);
  * leaf's data, a constant power's exponent). The offset is also clear of the first 16
  * bytes of a block, where malloc keeps its free-list links after a free, so a freed
  * handle reads DEAD while its memory is not reused.
+ *
+ * Adding a kind of handle: an entry here, its canary below and in mc_live_canary,
+ * its names in check.c, `McHandle handle;` as its struct's first member (set to the
+ * LIVE canary last thing at creation, to DEAD just before the free), mc_check in every
+ * public function that takes it, and the kind in tests/c/test_check.c, which checks
+ * the canaries' distances and passes the new kind to every function of every other.
  */
 typedef enum mc_kind {
     MC_KIND_VALUE,
