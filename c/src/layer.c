@@ -41,7 +41,7 @@ microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_a
     layer->n_in = n_in;
     layer->n_out = n_out;
     layer->n_params = (int64_t)n_out * ((int64_t)n_in + 1);
-    layer->handle.magic = MC_MAGIC_LAYER;
+    layer->handle = (McHandle){.magic = MC_MAGIC_LAYER}; /* the unused bytes zeroed too */
     *rng = state;
     return layer;
 }

@@ -68,7 +68,7 @@ microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers, const int32_
         if (!last && sizes[l] > mlp->widest_hidden)
             mlp->widest_hidden = sizes[l];
     }
-    mlp->handle.magic = MC_MAGIC_MLP;
+    mlp->handle = (McHandle){.magic = MC_MAGIC_MLP}; /* the unused bytes zeroed too */
     *rng = state;
     return mlp;
 }

@@ -60,7 +60,7 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
         goto fail;
     neuron->n_in = n_in;
     neuron->act = act;
-    neuron->handle.magic = MC_MAGIC_NEURON;
+    neuron->handle = (McHandle){.magic = MC_MAGIC_NEURON}; /* the unused bytes zeroed too */
     *rng = state;
     return neuron;
 

@@ -106,7 +106,7 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
         }
         opt->params[i] = params[i];
     }
-    opt->handle.magic = MC_MAGIC_OPTIMIZER;
+    opt->handle = (McHandle){.magic = MC_MAGIC_OPTIMIZER}; /* the unused bytes zeroed too */
     return opt;
 
 out_of_memory:

@@ -197,7 +197,7 @@ microcrad_tape *microcrad_tape_create(Value *root)
         mc_free(tape);
         return NULL;
     }
-    tape->handle.magic = MC_MAGIC_TAPE;
+    tape->handle = (McHandle){.magic = MC_MAGIC_TAPE}; /* the unused bytes zeroed too */
     return tape;
 }
 

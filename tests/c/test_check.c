@@ -405,9 +405,9 @@ static void refuse_all(kind k, const char *what, void *bad, int status, const vo
     }
 }
 
-/* The number of bytes of each kind that refuse_all may compare: within the smallest
- * object of the kind (a Value is 48 bytes; every handle is bigger). */
-enum { SNAPSHOT_BYTES = 48 };
+/* The bytes of an object that refuse_all compares: up to and including the canary,
+ * which every kind has (what follows may be padding, which is never written). */
+#define SNAPSHOT_BYTES (offsetof(Value, magic) + sizeof(uint32_t))
 
 /*
  * A Value crafted to mimic `target`: each field a caller can set (data, grad, and the
