@@ -1,8 +1,8 @@
 /*
  * check.c - the one check of every pointer the public API is given, whatever its kind:
  * Value, tape, optimizer, neuron, layer or MLP. Like SQLite's sqlite3SafetyCheckOk, it
- * looks only at the canary, so it costs a test and a load on the way in; this file
- * is its slow path, which works out what the pointer is and says so.
+ * looks only at the pointer and its canary, so it costs two tests and a load on the way
+ * in; this file is its slow path, which works out what the pointer is and says so.
  *
  * The fast path (mc_is_live, mc_check, mc_check_slot in internal.h) tests alignment
  * before it reads anything, so a misaligned pointer is refused without the
@@ -23,6 +23,16 @@ static const char *const a_kind[MC_KIND_COUNT] = {
     [MC_KIND_LAYER] = "a layer",       [MC_KIND_MLP] = "an MLP",
 };
 
+/* The canary of an aligned, non-NULL pointer, read without assuming its type. */
+static uint32_t canary_at(const void *p)
+{
+    uint32_t canary;
+    memcpy(&canary, (const unsigned char *)p + MC_CANARY_OFFSET, sizeof canary);
+    return canary;
+}
+
+static int misaligned(const void *p) { return ((uintptr_t)p & (MC_HANDLE_ALIGNMENT - 1)) != 0; }
+
 /* The kind whose LIVE (*dead = 0) or DEAD (*dead = 1) canary `canary` is, or
  * MC_KIND_COUNT when it is nobody's. */
 static mc_kind kind_of_canary(uint32_t canary, int *dead)
@@ -41,10 +51,9 @@ int mc_check_status(const void *p, mc_kind kind)
 {
     if (!p)
         return MICROCRAD_ERR_NULL;
-    if (((uintptr_t)p & (MC_HANDLE_ALIGNMENT - 1)) != 0)
+    if (misaligned(p))
         return MICROCRAD_ERR_FOREIGN;
-    uint32_t canary;
-    memcpy(&canary, (const unsigned char *)p + MC_CANARY_OFFSET, sizeof canary);
+    uint32_t canary = canary_at(p);
     if (canary == mc_live_canary(kind))
         return MICROCRAD_OK;
     return canary == MC_MAGIC_DEAD(mc_live_canary(kind)) ? MICROCRAD_ERR_RELEASED
@@ -65,13 +74,12 @@ int mc_check_failed(const void *p, mc_kind kind, const char *fn, int arg, const 
 
     if (!p)
         return mc_error(MICROCRAD_ERR_NULL, "%s is NULL", where);
-    if (((uintptr_t)p & (MC_HANDLE_ALIGNMENT - 1)) != 0)
+    if (misaligned(p))
         return mc_error(MICROCRAD_ERR_FOREIGN,
                         "%s is not a microcrad %s (%p is misaligned for any microcrad object)",
                         where, expected, p);
 
-    uint32_t canary;
-    memcpy(&canary, (const unsigned char *)p + MC_CANARY_OFFSET, sizeof canary);
+    uint32_t canary = canary_at(p);
     int dead = 0;
     mc_kind found = kind_of_canary(canary, &dead);
     if (found == kind) {
