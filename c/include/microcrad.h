@@ -38,6 +38,14 @@
  * node, nor protect against a pointer to unmapped memory (that still faults). Under
  * AddressSanitizer, ASan's own heap-use-after-free report fires first and is the
  * detector to rely on.
+ *
+ * Every other kind of handle (tape, optimizer, neuron, layer, MLP) carries a canary of
+ * its own kind at the same offset as a Value's `magic`, LIVE while alive and DEAD
+ * (every bit flipped) once freed, and all public functions check every pointer they
+ * are given with the same check: a pointer of the wrong kind (a Value passed as a
+ * tape, a tape as a Value) is reported as MICROCRAD_ERR_FOREIGN, a freed handle as
+ * MICROCRAD_ERR_RELEASED, and a pointer not aligned for any microcrad object is
+ * refused before anything is read through it.
  */
 #ifndef MICROCRAD_H
 #define MICROCRAD_H
@@ -110,8 +118,9 @@ struct Value {
 typedef enum microcrad_status {
     MICROCRAD_OK = 0,
     MICROCRAD_ERR_NULL = -1,      /**< a required pointer argument was NULL */
-    MICROCRAD_ERR_RELEASED = -2,  /**< a Value was already freed (canary reads DEAD) */
-    MICROCRAD_ERR_FOREIGN = -3,   /**< a pointer that is not a Value (canary is garbage) */
+    MICROCRAD_ERR_RELEASED = -2,  /**< a Value (or handle) was already freed (canary reads DEAD) */
+    MICROCRAD_ERR_FOREIGN = -3,   /**< a pointer that is not of the kind expected: another
+                                       kind of handle, misaligned, or no canary at all */
     MICROCRAD_ERR_NOMEM = -4,     /**< an allocation failed */
     MICROCRAD_ERR_ARGUMENT = -5,  /**< an argument is out of range (a negative count, ...) */
     MICROCRAD_ERR_OVERFLOW = -6,  /**< a reference count would pass UINT32_MAX */
@@ -147,20 +156,28 @@ MICROCRAD_API Value *value_create_leaf(double data);
 MICROCRAD_API Value *value_add(Value *a, Value *b);         /**< a + b */
 MICROCRAD_API Value *value_sub(Value *a, Value *b);         /**< a - b */
 MICROCRAD_API Value *value_mul(Value *a, Value *b);         /**< a * b */
-MICROCRAD_API Value *value_div(Value *a, Value *b);         /**< a / b (1/0 = inf, 0/0 = nan) */
+/** a / b (1/0 = inf, 0/0 = nan). Gradients as PyTorch's: g / b, and -g * ((a / b) / b),
+ *  which stays finite where b * b would overflow or underflow. */
+MICROCRAD_API Value *value_div(Value *a, Value *b);
 MICROCRAD_API Value *value_neg(Value *a);                   /**< -a */
 /** base ** exponent, both Values. As in PyTorch, the base's gradient
- *  exponent * base**(exponent-1) is taken as 0 where exponent == 0, and the exponent's
- *  gradient base**exponent * log(base) as 0 where base == 0 and exponent >= 0. */
+ *  g * exponent * base**(exponent-1) is 0 where exponent == 0, whatever the incoming
+ *  gradient g (even inf or NaN); the exponent's gradient is g * (base**exponent *
+ *  log(base)) with the factor in parentheses taken as 0 where base == 0 and
+ *  exponent >= 0 (so an inf or NaN g still gives NaN there). */
 MICROCRAD_API Value *value_pow(Value *base, Value *exponent);
 /** base ** exponent for a constant exponent, stored in the node's `param`; the base's
  *  gradient is 0 where exponent == 0, as with value_pow. */
 MICROCRAD_API Value *value_pow_const(Value *base, double exponent);
 MICROCRAD_API Value *value_exp(Value *a);                   /**< e ** a */
 MICROCRAD_API Value *value_log(Value *a);                   /**< natural log: log(0) = -inf, log(<0) = nan */
-MICROCRAD_API Value *value_relu(Value *a);                  /**< max(a, 0); gradient 0 at a == 0 */
+/** max(a, 0) as micrograd computes it (0 if a < 0 else a), so -0.0 and NaN pass
+ *  through unchanged, as in PyTorch; gradient 0 at a == 0. */
+MICROCRAD_API Value *value_relu(Value *a);
 MICROCRAD_API Value *value_tanh(Value *a);                  /**< tanh(a) */
-MICROCRAD_API Value *value_sigmoid(Value *a);               /**< 1 / (1 + exp(-a)), computed without overflow */
+/** 1 / (1 + exp(-a)), as PyTorch computes it (0 for a below about -709, never NaN);
+ *  gradient (g * (1 - y)) * y for the result y, in PyTorch's order. */
+MICROCRAD_API Value *value_sigmoid(Value *a);
 
 /*
  * A binary op with a number operand, in one call: value_mul_scalar(a, c) is what

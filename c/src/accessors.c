@@ -9,17 +9,17 @@
 
 double value_data(const Value *v)
 {
-    return mc_check_value(v, "value_data", 1) == MICROCRAD_OK ? v->data : NAN;
+    return mc_check(v, MC_KIND_VALUE, "value_data", 1) == MICROCRAD_OK ? v->data : NAN;
 }
 
 double value_grad(const Value *v)
 {
-    return mc_check_value(v, "value_grad", 1) == MICROCRAD_OK ? v->grad : NAN;
+    return mc_check(v, MC_KIND_VALUE, "value_grad", 1) == MICROCRAD_OK ? v->grad : NAN;
 }
 
 int value_set_data(Value *v, double data)
 {
-    int status = mc_check_value(v, "value_set_data", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_set_data", 1);
     if (status == MICROCRAD_OK)
         v->data = data;
     return status;
@@ -27,7 +27,7 @@ int value_set_data(Value *v, double data)
 
 int value_set_grad(Value *v, double grad)
 {
-    int status = mc_check_value(v, "value_set_grad", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_set_grad", 1);
     if (status == MICROCRAD_OK)
         v->grad = grad;
     return status;
@@ -35,24 +35,24 @@ int value_set_grad(Value *v, double grad)
 
 int value_op(const Value *v)
 {
-    int status = mc_check_value(v, "value_op", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_op", 1);
     return status == MICROCRAD_OK ? v->op : status;
 }
 
 double value_param(const Value *v)
 {
-    return mc_check_value(v, "value_param", 1) == MICROCRAD_OK ? v->param : NAN;
+    return mc_check(v, MC_KIND_VALUE, "value_param", 1) == MICROCRAD_OK ? v->param : NAN;
 }
 
 int64_t value_n_prevs(const Value *v)
 {
-    int status = mc_check_value(v, "value_n_prevs", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_n_prevs", 1);
     return status == MICROCRAD_OK ? (int64_t)v->n_prevs : status;
 }
 
 Value *value_prev(const Value *v, uint32_t i)
 {
-    if (mc_check_value(v, "value_prev", 1) != MICROCRAD_OK)
+    if (mc_check(v, MC_KIND_VALUE, "value_prev", 1) != MICROCRAD_OK)
         return NULL;
     if (i >= v->n_prevs) {
         mc_error(MICROCRAD_ERR_ARGUMENT, "value_prev: index %u out of range (node has %u operands)",
@@ -76,7 +76,7 @@ static int check_many(const char *fn, int32_t n, Value *const *values, const dou
     if (n > 0 && (!values || !array))
         return mc_error(MICROCRAD_ERR_NULL, "%s: NULL array with n = %ld", fn, (long)n);
     for (int32_t i = 0; i < n; i++) {
-        int status = mc_check_value(values[i], fn, 2);
+        int status = mc_check(values[i], MC_KIND_VALUE, fn, 2);
         if (status != MICROCRAD_OK)
             return status;
     }

@@ -93,7 +93,7 @@ static int write_node(FILE *out, Value *v)
 
 int value_write_dot(Value *root, FILE *out)
 {
-    int status = mc_check_value(root, "value_write_dot", 1);
+    int status = mc_check(root, MC_KIND_VALUE, "value_write_dot", 1);
     if (status != MICROCRAD_OK)
         return status;
     if (!out)

@@ -47,8 +47,8 @@ const char *microcrad_status_string(int status)
     switch (status) {
     case MICROCRAD_OK: return "ok";
     case MICROCRAD_ERR_NULL: return "NULL pointer";
-    case MICROCRAD_ERR_RELEASED: return "use of a released Value";
-    case MICROCRAD_ERR_FOREIGN: return "not a microcrad Value";
+    case MICROCRAD_ERR_RELEASED: return "use of a released Value or freed handle";
+    case MICROCRAD_ERR_FOREIGN: return "not a microcrad object of the expected kind";
     case MICROCRAD_ERR_NOMEM: return "out of memory";
     case MICROCRAD_ERR_ARGUMENT: return "invalid argument";
     case MICROCRAD_ERR_OVERFLOW: return "reference count overflow";

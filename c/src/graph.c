@@ -224,7 +224,7 @@ static void backpropagate_marked(Value *root, Value *const *order, size_t n)
 
 int value_backward(Value *root)
 {
-    int status = mc_check_value(root, "value_backward", 1);
+    int status = mc_check(root, MC_KIND_VALUE, "value_backward", 1);
     if (status != MICROCRAD_OK)
         return status;
     NodeList order;
@@ -237,7 +237,7 @@ int value_backward(Value *root)
 
 int value_zero_grad(Value *root)
 {
-    int status = mc_check_value(root, "value_zero_grad", 1);
+    int status = mc_check(root, MC_KIND_VALUE, "value_zero_grad", 1);
     if (status != MICROCRAD_OK)
         return status;
     NodeList order;

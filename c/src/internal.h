@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- ops (op_table.c, ops_*.c) ---------------------------------------------- */
 
@@ -48,6 +49,15 @@ extern const OpRule mc_rule_neuron;
  * results are those of each node's own forward rule (ops_nn.c). */
 void mc_neuron_forward_group(Value *const *nodes, size_t k);
 
+/* Checks that `act` (argument `arg` of `fn`) is a microcrad_activation (ops_nn.c, which
+ * alone maps activations to ops). */
+int mc_check_activation(microcrad_activation act, const char *fn, int arg);
+
+/* value_neuron_activation's work, for it and microcrad_neuron_forward, which name
+ * themselves in `fn` (the argument numbers in messages are value_neuron_activation's). */
+Value *mc_neuron_activation(const char *fn, int32_t n, Value *const *w, Value *const *x,
+                            Value *b, microcrad_activation act);
+
 /* ---- nodes (node.c) ---------------------------------------------------------- */
 
 /*
@@ -72,10 +82,6 @@ Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int
  * other thread can know either yet, so no atomic read-modify-write is needed. */
 void mc_release_fresh(Value *v);
 
-/* Checks that `v` is a live Value. Returns MICROCRAD_OK, or records an error naming `fn`
- * and argument number `arg` (1-based) and returns the status. */
-int mc_check_value(const Value *v, const char *fn, int arg);
-
 /* ---- memory (alloc.c) -------------------------------------------------------- */
 
 /* Storage for a node with n operand slots, counted by the failure hook and the live
@@ -89,46 +95,127 @@ void *mc_alloc(size_t bytes);
 void *mc_realloc(void *p, size_t bytes);
 void mc_free(void *p);
 
-/* ---- opaque handles (handle.c) ---------------------------------------------- */
+/* ---- the one pointer check (check.c) ----------------------------------------- */
 
 /*
- * Optimizers and networks carry a canary like nodes do, each kind its own LIVE value
- * (ASCII tags), overwritten with MC_HANDLE_DEAD(live) just before the memory is freed.
- * The canary is not the first field: a freed block's first 16 bytes are where malloc
- * keeps its free-list links, so further in the DEAD mark usually survives the free.
+ * Every pointer the public API takes is one of these kinds. Each kind has a LIVE
+ * canary (an ASCII tag), and DEAD = ~LIVE, written just before its memory is freed.
+ * Any two of the twelve values differ in at least four bits (tests/c/test_check.c
+ * checks it), so a flipped bit or two never turns one into another.
+ *
+ * Every kind keeps its canary at the same offset, that of a Value's `magic`: a
+ * pointer of one kind passed where another is expected is recognised for what it is
+ * ("a Value, not a tape") instead of having some other field read as a canary (a
+ * leaf's data, a constant power's exponent). The offset is also clear of the first 16
+ * bytes of a block, where malloc keeps its free-list links after a free, so a freed
+ * handle reads DEAD while its memory is not reused.
+ *
+ * Adding a kind of handle: an entry here, its canary below and in mc_live_canary,
+ * its names in check.c, `McHandle handle;` as its struct's first member (set to the
+ * LIVE canary last thing at creation, to DEAD just before the free), mc_check in every
+ * public function that takes it, and the kind in tests/c/test_check.c, which checks
+ * the canaries' distances and passes the new kind to every function of every other.
  */
-#define MC_MAGIC_OPTIMIZER 0x6D636F70u /* "mcop" */
-#define MC_MAGIC_NEURON 0x6D636E65u    /* "mcne" */
-#define MC_MAGIC_LAYER 0x6D636C61u     /* "mcla" */
-#define MC_MAGIC_MLP 0x6D636D6Cu       /* "mcml" */
-#define MC_HANDLE_DEAD(live) (~(uint32_t)(live))
+typedef enum mc_kind {
+    MC_KIND_VALUE,
+    MC_KIND_TAPE,
+    MC_KIND_OPTIMIZER,
+    MC_KIND_NEURON,
+    MC_KIND_LAYER,
+    MC_KIND_MLP,
+    MC_KIND_COUNT
+} mc_kind;
 
-/* Checks a handle of kind `type` ("optimizer", ...) whose canary reads `magic` (pass 0
- * for a NULL handle, which is then reported as NULL). Returns MICROCRAD_OK, or records
- * an error naming `fn` and argument `arg` (1-based) and returns the status. */
-int mc_check_handle(const void *handle, uint32_t magic, uint32_t live, const char *type,
-                    const char *fn, int arg);
+#define MC_MAGIC_VALUE MICROCRAD_MAGIC_LIVE /* "mcrv" */
+#define MC_MAGIC_TAPE 0x6D637470u           /* "mctp" */
+#define MC_MAGIC_OPTIMIZER 0x6D636F70u      /* "mcop" */
+#define MC_MAGIC_NEURON 0x6D636E65u         /* "mcne" */
+#define MC_MAGIC_LAYER 0x6D636C79u          /* "mcly" */
+#define MC_MAGIC_MLP 0x6D636D6Cu            /* "mcml" */
+#define MC_MAGIC_DEAD(live) (~(uint32_t)(live))
 
-/* Reads the canary of a possibly NULL handle and checks it. */
-#define MC_CHECK_HANDLE(h, live, type, fn, arg) \
-    mc_check_handle((h), (h) ? (h)->magic : 0u, (live), (type), (fn), (arg))
+/* Where every kind keeps its canary, and the alignment every kind's pointer has. */
+#define MC_CANARY_OFFSET offsetof(Value, magic)
+#define MC_HANDLE_ALIGNMENT _Alignof(Value)
+
+/*
+ * The first member of every handle struct (tape, optimizer, neuron, layer, MLP), which
+ * puts its canary at MC_CANARY_OFFSET. The bytes before the canary are left unused:
+ * a handle is made once and used many times, so a few bytes are a small price for a
+ * canary no field of any kind can impersonate.
+ */
+typedef struct McHandle {
+    unsigned char unused[offsetof(Value, magic)];
+    uint32_t magic; /* the kind's LIVE canary while alive, DEAD once freed */
+} McHandle;
+
+/* The LIVE canary of `kind` (a constant for a constant kind). */
+static inline uint32_t mc_live_canary(mc_kind kind)
+{
+    switch (kind) {
+    case MC_KIND_VALUE: return MC_MAGIC_VALUE;
+    case MC_KIND_TAPE: return MC_MAGIC_TAPE;
+    case MC_KIND_OPTIMIZER: return MC_MAGIC_OPTIMIZER;
+    case MC_KIND_NEURON: return MC_MAGIC_NEURON;
+    case MC_KIND_LAYER: return MC_MAGIC_LAYER;
+    case MC_KIND_MLP: return MC_MAGIC_MLP;
+    case MC_KIND_COUNT: break;
+    }
+    return 0;
+}
+
+/* Whether `p` is a live pointer of the kind whose canary is `live`: not NULL,
+ * aligned (tested before anything is read through it), and carrying the canary. The
+ * fast path of mc_check, inlined where every slot of a long array is checked. */
+static inline int mc_is_live(const void *p, uint32_t live)
+{
+    if (!p || ((uintptr_t)p & (MC_HANDLE_ALIGNMENT - 1)) != 0)
+        return 0;
+    uint32_t canary;
+    memcpy(&canary, (const unsigned char *)p + MC_CANARY_OFFSET, sizeof canary);
+    return canary == live;
+}
+
+/* mc_check's report: records why `p` is not a live `kind`, naming `fn`, argument
+ * `arg` (1-based) and, when `array` is not NULL, its slot array[index]; returns the
+ * status (MICROCRAD_ERR_NULL, _RELEASED or _FOREIGN). */
+int mc_check_failed(const void *p, mc_kind kind, const char *fn, int arg, const char *array,
+                    int64_t index);
+
+/* The status mc_check would return for `p`, without recording an error: for callers
+ * that word the message themselves. */
+int mc_check_status(const void *p, mc_kind kind);
+
+/*
+ * THE check, modelled on SQLite's sqlite3SafetyCheckOk: every public function passes
+ * each pointer it is given through it before touching it. Returns MICROCRAD_OK for a
+ * live pointer of `kind`. Otherwise records an error naming `fn` and argument `arg`
+ * and returns MICROCRAD_ERR_NULL (NULL), MICROCRAD_ERR_RELEASED (a freed one of this
+ * kind), or MICROCRAD_ERR_FOREIGN (misaligned, another kind, or no canary at all).
+ */
+static inline int mc_check(const void *p, mc_kind kind, const char *fn, int arg)
+{
+    if (mc_is_live(p, mc_live_canary(kind)))
+        return MICROCRAD_OK;
+    return mc_check_failed(p, kind, fn, arg, NULL, 0);
+}
+
+/* mc_check of Value slot `i` of array `name` ("x", "params", ...), argument `arg` of
+ * `fn`: the message names the slot. */
+static inline int mc_check_slot(const Value *v, const char *fn, int arg, const char *name,
+                                int32_t i)
+{
+    if (mc_is_live(v, MC_MAGIC_VALUE))
+        return MICROCRAD_OK;
+    return mc_check_failed(v, MC_KIND_VALUE, fn, arg, name, i);
+}
+
+/* ---- what the handles share (handle.c) --------------------------------------- */
 
 /* The *_parameters contract: checks that `count` parameter pointers may be written to
  * out[0..capacity-1], or that this is the query form (out NULL, capacity 0). Returns
  * MICROCRAD_OK, or records an error naming `fn` and returns the status. */
 int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t count);
-
-/* mc_check_value for slot `i` of array `name` ("x", "params", ...), argument `arg` of
- * `fn`: the message names the slot. Inline, so that checking every slot of a long
- * array costs a load and a compare each; only a failure makes the call. */
-int mc_slot_error(const Value *v, const char *fn, int arg, const char *name, int32_t i);
-static inline int mc_check_slot(const Value *v, const char *fn, int arg, const char *name,
-                                int32_t i)
-{
-    if (v && v->magic == MICROCRAD_MAGIC_LIVE)
-        return MICROCRAD_OK;
-    return mc_slot_error(v, fn, arg, name, i);
-}
 
 /* mc_alloc for a struct of `header` bytes followed by a flexible array of `count` items
  * of `item` bytes (a neuron's weights, a layer's neurons, ...). On failure, a size that
@@ -136,9 +223,6 @@ static inline int mc_check_slot(const Value *v, const char *fn, int arg, const c
 void *mc_alloc_flexible(const char *fn, size_t header, size_t count, size_t item);
 
 /* ---- networks (neuron.c, layer.c, mlp.c) --------------------------------------- */
-
-/* Checks that `act` (argument `arg` of `fn`) is a microcrad_activation. */
-int mc_check_activation(microcrad_activation act, const char *fn, int arg);
 
 /* Checks that x[0..n-1], argument `arg` of `fn`, are live Values. */
 int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg);

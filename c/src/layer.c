@@ -4,13 +4,13 @@
 #include "internal.h"
 
 struct microcrad_layer {
+    McHandle handle;              /* the canary, MC_MAGIC_LAYER while alive (see check.c) */
     int32_t n_in, n_out;
     int64_t n_params;             /* n_out * (n_in + 1) */
-    uint32_t magic;               /* MC_MAGIC_LAYER while alive (see internal.h for its place) */
     microcrad_neuron *neurons[];  /* n_out neurons, owned */
 };
 
-#define CHECK_LAYER(layer, fn) MC_CHECK_HANDLE((layer), MC_MAGIC_LAYER, "layer", (fn), 1)
+#define CHECK_LAYER(layer, fn) mc_check((layer), MC_KIND_LAYER, (fn), 1)
 
 microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_activation act,
                                         uint64_t *rng)
@@ -41,7 +41,7 @@ microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_a
     layer->n_in = n_in;
     layer->n_out = n_out;
     layer->n_params = (int64_t)n_out * ((int64_t)n_in + 1);
-    layer->magic = MC_MAGIC_LAYER;
+    layer->handle = (McHandle){.magic = MC_MAGIC_LAYER}; /* the unused bytes zeroed too */
     *rng = state;
     return layer;
 }
@@ -64,7 +64,7 @@ int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
     if (status != MICROCRAD_OK) {
-        if (out && layer && layer->magic == MC_MAGIC_LAYER)
+        if (out && mc_is_live(layer, MC_MAGIC_LAYER))
             discard_outputs(out, 0, layer->n_out);
         return status;
     }
@@ -110,6 +110,6 @@ void microcrad_layer_free(microcrad_layer *layer)
         return;
     for (int32_t j = 0; j < layer->n_out; j++)
         microcrad_neuron_free(layer->neurons[j]);
-    layer->magic = MC_HANDLE_DEAD(MC_MAGIC_LAYER);
+    layer->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_LAYER);
     mc_free(layer);
 }

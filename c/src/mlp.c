@@ -9,15 +9,15 @@ typedef struct MlpLayer {
 } MlpLayer;
 
 struct microcrad_mlp {
+    McHandle handle;       /* the canary, MC_MAGIC_MLP while alive (see check.c) */
     int32_t n_in, n_out;   /* inputs of the first layer, outputs of the last */
     int64_t n_params;
-    uint32_t magic;        /* MC_MAGIC_MLP while alive (see internal.h for its place) */
     int32_t n_layers;
     int32_t widest_hidden; /* widest layer but the last: sizes forward's scratch arrays */
     MlpLayer layers[];
 };
 
-#define CHECK_MLP(mlp, fn) MC_CHECK_HANDLE((mlp), MC_MAGIC_MLP, "MLP", (fn), 1)
+#define CHECK_MLP(mlp, fn) mc_check((mlp), MC_KIND_MLP, (fn), 1)
 
 /* The arguments of microcrad_mlp_create, checked before anything is allocated. */
 static int check_shape(int32_t n_in, int32_t n_layers, const int32_t *sizes, const char *fn)
@@ -68,7 +68,7 @@ microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers, const int32_
         if (!last && sizes[l] > mlp->widest_hidden)
             mlp->widest_hidden = sizes[l];
     }
-    mlp->magic = MC_MAGIC_MLP;
+    mlp->handle = (McHandle){.magic = MC_MAGIC_MLP}; /* the unused bytes zeroed too */
     *rng = state;
     return mlp;
 }
@@ -137,6 +137,6 @@ void microcrad_mlp_free(microcrad_mlp *mlp)
         return;
     for (int32_t l = 0; l < mlp->n_layers; l++)
         microcrad_layer_free(mlp->layers[l].layer);
-    mlp->magic = MC_HANDLE_DEAD(MC_MAGIC_MLP);
+    mlp->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_MLP);
     mc_free(mlp);
 }

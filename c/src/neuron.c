@@ -1,27 +1,19 @@
 /*
- * neuron.c - micrograd's Neuron: n_in weights and a bias, and act(b + w.x) built
- * from one fused value_neuron node and one activation node.
+ * neuron.c - micrograd's Neuron: n_in weights and a bias, and act(b + w.x) built by
+ * the fused op of ops_nn.c (one neuron node and one activation node).
  */
 #include "internal.h"
 
 
 struct microcrad_neuron {
+    McHandle handle;          /* the canary, MC_MAGIC_NEURON while alive (see check.c) */
     Value *b;                 /* one reference held */
     int32_t n_in;
     microcrad_activation act;
-    uint32_t magic;           /* MC_MAGIC_NEURON while alive (see internal.h for its place) */
     Value *w[];               /* n_in weights, one reference held to each */
 };
 
-#define CHECK_NEURON(neuron, fn) MC_CHECK_HANDLE((neuron), MC_MAGIC_NEURON, "neuron", (fn), 1)
-
-int mc_check_activation(microcrad_activation act, const char *fn, int arg)
-{
-    if ((int)act >= MICROCRAD_ACT_LINEAR && (int)act <= MICROCRAD_ACT_SIGMOID)
-        return MICROCRAD_OK;
-    return mc_error(MICROCRAD_ERR_ARGUMENT, "%s: argument %d (%d) is not a microcrad_activation",
-                    fn, arg, (int)act);
-}
+#define CHECK_NEURON(neuron, fn) mc_check((neuron), MC_KIND_NEURON, (fn), 1)
 
 int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg)
 {
@@ -68,7 +60,7 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
         goto fail;
     neuron->n_in = n_in;
     neuron->act = act;
-    neuron->magic = MC_MAGIC_NEURON;
+    neuron->handle = (McHandle){.magic = MC_MAGIC_NEURON}; /* the unused bytes zeroed too */
     *rng = state;
     return neuron;
 
@@ -79,29 +71,13 @@ fail:
     return NULL;
 }
 
-/* Applies the activation to z, handing z's reference over to the result. */
-static Value *activate(microcrad_activation act, Value *z)
-{
-    Value *y;
-    switch (act) {
-    case MICROCRAD_ACT_RELU: y = value_relu(z); break;
-    case MICROCRAD_ACT_TANH: y = value_tanh(z); break;
-    case MICROCRAD_ACT_SIGMOID: y = value_sigmoid(z); break;
-    case MICROCRAD_ACT_LINEAR:
-    default: return z; /* the arguments were checked: linear */
-    }
-    value_release(z); /* y holds it now; on failure this frees it */
-    return y;
-}
-
 Value *microcrad_neuron_forward(const microcrad_neuron *neuron, Value *const *x)
 {
     const char *fn = "microcrad_neuron_forward";
     if (CHECK_NEURON(neuron, fn) != MICROCRAD_OK ||
         mc_check_inputs(neuron->n_in, x, fn, 2) != MICROCRAD_OK)
         return NULL;
-    Value *z = value_neuron(neuron->n_in, neuron->w, x, neuron->b);
-    return z ? activate(neuron->act, z) : NULL;
+    return mc_neuron_activation(fn, neuron->n_in, neuron->w, x, neuron->b, neuron->act);
 }
 
 int64_t microcrad_neuron_parameters(const microcrad_neuron *neuron, Value **out, int64_t capacity)
@@ -135,6 +111,6 @@ void microcrad_neuron_free(microcrad_neuron *neuron)
     for (int32_t i = 0; i < neuron->n_in; i++)
         value_release(neuron->w[i]);
     value_release(neuron->b);
-    neuron->magic = MC_HANDLE_DEAD(MC_MAGIC_NEURON);
+    neuron->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_NEURON);
     mc_free(neuron);
 }

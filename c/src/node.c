@@ -1,5 +1,5 @@
 /*
- * node.c - creating nodes, the canary check, and reference counting.
+ * node.c - creating nodes and reference counting.
  */
 #include "internal.h"
 
@@ -9,21 +9,6 @@
 
 static_assert(sizeof(Value *) <= sizeof(double),
               "value_release chains dead nodes through their data field");
-
-int mc_check_value(const Value *v, const char *fn, int arg)
-{
-    if (!v)
-        return mc_error(MICROCRAD_ERR_NULL, "%s: argument %d is NULL", fn, arg);
-    if (v->magic == MICROCRAD_MAGIC_LIVE)
-        return MICROCRAD_OK;
-    if (v->magic == MICROCRAD_MAGIC_DEAD)
-        return mc_error(MICROCRAD_ERR_RELEASED,
-                        "%s: argument %d is a released Value (used after its last value_release)",
-                        fn, arg);
-    return mc_error(MICROCRAD_ERR_FOREIGN,
-                    "%s: argument %d is not a microcrad Value (canary 0x%08x)", fn, arg,
-                    (unsigned)v->magic);
-}
 
 /* Adds a reference unless the count is saturated; returns whether it did. */
 static int try_retain(Value *v)
@@ -59,7 +44,7 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
                    Value *const *operands)
 {
     for (uint32_t i = 0; i < n; i++)
-        if (mc_check_value(operands[i], fn, (int)i + 1) != MICROCRAD_OK)
+        if (mc_check(operands[i], MC_KIND_VALUE, fn, (int)i + 1) != MICROCRAD_OK)
             return NULL;
 
     Value *v = mc_node_alloc(n);
@@ -115,7 +100,7 @@ Value *value_create_leaf(double data)
 
 int value_retain(Value *v)
 {
-    int status = mc_check_value(v, "value_retain", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_retain", 1);
     if (status != MICROCRAD_OK)
         return status;
     if (!try_retain(v))
@@ -156,7 +141,7 @@ static void free_unreferenced(Value *first)
 
 int value_release(Value *v)
 {
-    int status = mc_check_value(v, "value_release", 1);
+    int status = mc_check(v, MC_KIND_VALUE, "value_release", 1);
     if (status != MICROCRAD_OK)
         return status;
     if (drop_reference(v))
@@ -166,7 +151,7 @@ int value_release(Value *v)
 
 uint32_t value_ref_count(const Value *v)
 {
-    if (mc_check_value(v, "value_ref_count", 1) != MICROCRAD_OK)
+    if (mc_check(v, MC_KIND_VALUE, "value_ref_count", 1) != MICROCRAD_OK)
         return 0;
     return atomic_load_explicit(&v->ref_count, memory_order_relaxed);
 }
@@ -178,7 +163,7 @@ uint32_t value_ref_count(const Value *v)
  */
 Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int constant_first)
 {
-    if (mc_check_value(a, fn, constant_first ? 2 : 1) != MICROCRAD_OK)
+    if (mc_check(a, MC_KIND_VALUE, fn, constant_first ? 2 : 1) != MICROCRAD_OK)
         return NULL;
     Value *leaf = mc_node_new(fn, MICROCRAD_OP_LEAF, c, 0.0, 0, NULL);
     if (!leaf)

@@ -8,11 +8,12 @@
 
 #define A(v) ((v)->prev[0])
 
-/* max(a, 0); NaN passes through as in PyTorch; the slope at 0 is 0, as in micrograd. */
+/* max(a, 0), written as micrograd's `0 if a < 0 else a`: NaN and -0.0 pass through
+ * unchanged, as in micrograd and PyTorch; the slope at 0 is 0, as in micrograd. */
 static double relu_forward(const Value *v)
 {
     double a = A(v)->data;
-    return a > 0.0 || isnan(a) ? a : 0.0;
+    return a < 0.0 ? 0.0 : a;
 }
 /* Written as "not <= 0" so that a NaN result passes the gradient on, as in PyTorch. */
 static void relu_backward(Value *v)
@@ -29,16 +30,11 @@ static void tanh_backward(Value *v) { A(v)->grad += v->grad * (1.0 - v->data * v
 const OpRule mc_rule_tanh = {"tanh", tanh_forward, tanh_backward};
 Value *value_tanh(Value *a) { return mc_node_new("value_tanh", MICROCRAD_OP_TANH, 0.0, 0.0, 1, &a); }
 
-/* 1 / (1 + e^-a), written so that exp never overflows: for a < 0 use e^a / (1 + e^a). */
-static double sigmoid_forward(const Value *v)
-{
-    double a = A(v)->data;
-    if (a >= 0.0)
-        return 1.0 / (1.0 + exp(-a));
-    double e = exp(a);
-    return e / (1.0 + e);
-}
-static void sigmoid_backward(Value *v) { A(v)->grad += v->grad * (v->data * (1.0 - v->data)); }
+/* 1 / (1 + e^-a), PyTorch's formula: for a below about -709, e^-a overflows to inf and
+ * the result is 0 (never NaN). The backward rule is PyTorch's too, (g * (1 - y)) * y,
+ * in that order, so that gradients agree bit for bit. */
+static double sigmoid_forward(const Value *v) { return 1.0 / (1.0 + exp(-A(v)->data)); }
+static void sigmoid_backward(Value *v) { A(v)->grad += (v->grad * (1.0 - v->data)) * v->data; }
 const OpRule mc_rule_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward};
 Value *value_sigmoid(Value *a)
 {

@@ -44,13 +44,16 @@ static void mul_backward(Value *v)
 const OpRule mc_rule_mul = {"*", mul_forward, mul_backward};
 Value *value_mul(Value *a, Value *b) { return binary("value_mul", MICROCRAD_OP_MUL, a, b); }
 
-/* a / b: da = g / b, db = -g * a / b^2, in PyTorch's order of operations. */
+/* a / b: da = g / b, db = -g * ((a / b) / b), PyTorch's formula operation by
+ * operation. Dividing twice instead of by b * b keeps db finite and exact where b * b
+ * would overflow or underflow (a = b = 1e200 gives -1e-200, not 0). The quotient is
+ * recomputed from the operands, as PyTorch does, rather than read from the node. */
 static double div_forward(const Value *v) { return A(v)->data / B(v)->data; }
 static void div_backward(Value *v)
 {
     double a = A(v)->data, b = B(v)->data, g = v->grad;
     A(v)->grad += g / b;
-    B(v)->grad += -g * a / (b * b);
+    B(v)->grad += -g * ((a / b) / b);
 }
 const OpRule mc_rule_div = {"/", div_forward, div_backward};
 Value *value_div(Value *a, Value *b) { return binary("value_div", MICROCRAD_OP_DIV, a, b); }

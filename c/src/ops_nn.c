@@ -115,7 +115,7 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
         mc_error(MICROCRAD_ERR_NULL, "%s: %s is NULL but n is %ld", fn, !w ? "w" : "x", (long)n);
         return NULL;
     }
-    if (mc_check_value(b, fn, 4) != MICROCRAD_OK)
+    if (mc_check(b, MC_KIND_VALUE, fn, 4) != MICROCRAD_OK)
         return NULL;
     for (int32_t i = 0; i < n; i++)
         if (mc_check_slot(w[i], fn, 2, "w", i) != MICROCRAD_OK ||
@@ -155,25 +155,47 @@ Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
     return neuron_node("value_neuron", n, w, x, b);
 }
 
+int mc_check_activation(microcrad_activation act, const char *fn, int arg)
+{
+    if ((int)act >= MICROCRAD_ACT_LINEAR && (int)act <= MICROCRAD_ACT_SIGMOID)
+        return MICROCRAD_OK;
+    return mc_error(MICROCRAD_ERR_ARGUMENT, "%s: argument %d (%d) is not a microcrad_activation",
+                    fn, arg, (int)act);
+}
+
+/* The op of each activation but LINEAR, which adds no node. */
+static microcrad_op activation_op(microcrad_activation act)
+{
+    switch (act) {
+    case MICROCRAD_ACT_RELU: return MICROCRAD_OP_RELU;
+    case MICROCRAD_ACT_TANH: return MICROCRAD_OP_TANH;
+    case MICROCRAD_ACT_SIGMOID: return MICROCRAD_OP_SIGMOID;
+    case MICROCRAD_ACT_LINEAR: break;
+    }
+    return MICROCRAD_OP_LEAF; /* not reached: callers check act first */
+}
+
 /* The neuron node and its activation node in one call; only the activation node holds
  * the neuron node, as if the caller had released its own reference at once. */
-Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
-                               microcrad_activation act)
+Value *mc_neuron_activation(const char *fn, int32_t n, Value *const *w, Value *const *x,
+                            Value *b, microcrad_activation act)
 {
-    static const char fn[] = "value_neuron_activation";
     if (mc_check_activation(act, fn, 5) != MICROCRAD_OK)
         return NULL;
     Value *z = neuron_node(fn, n, w, x, b);
     if (!z || act == MICROCRAD_ACT_LINEAR)
         return z;
-    microcrad_op op = act == MICROCRAD_ACT_RELU   ? MICROCRAD_OP_RELU
-                      : act == MICROCRAD_ACT_TANH ? MICROCRAD_OP_TANH
-                                                  : MICROCRAD_OP_SIGMOID;
-    Value *y = mc_node_new(fn, op, 0.0, 0.0, 1, &z);
+    Value *y = mc_node_new(fn, activation_op(act), 0.0, 0.0, 1, &z);
     if (!y) {
         value_release(z); /* ours alone: frees it, and records no error over ours */
         return NULL;
     }
     mc_release_fresh(z);
     return y;
+}
+
+Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
+                               microcrad_activation act)
+{
+    return mc_neuron_activation("value_neuron_activation", n, w, x, b, act);
 }

@@ -9,18 +9,28 @@
 #define A(v) ((v)->prev[0])
 #define B(v) ((v)->prev[1])
 
-/* d(a^p)/da = p * a^(p-1), taken as 0 when p == 0 (PyTorch: where(p == 0, 0, ...)). */
-static double power_slope(double a, double p) { return p == 0.0 ? 0.0 : p * pow(a, p - 1.0); }
+/*
+ * The zero masks follow PyTorch's formulas exactly, including where they sit relative
+ * to the incoming gradient g, which matters when g is inf or NaN:
+ *  - the base: where(p == 0, 0, g * (p * a^(p-1))): the mask replaces the product, so
+ *    a zero exponent passes 0 on whatever g is;
+ *  - the exponent: g * where(a == 0 && p >= 0, 0, a^p * log(a)): the mask is inside
+ *    the product, so an inf or NaN g still gives NaN (g * 0).
+ */
+static double base_gradient(double g, double a, double p)
+{
+    return p == 0.0 ? 0.0 : g * (p * pow(a, p - 1.0));
+}
 
 /* base ** exponent, both Values. */
 static double pow_forward(const Value *v) { return pow(A(v)->data, B(v)->data); }
 static void pow_backward(Value *v)
 {
     double a = A(v)->data, p = B(v)->data, g = v->grad;
-    A(v)->grad += g * power_slope(a, p);
-    /* d(a^p)/dp = a^p * log(a); PyTorch masks it to 0 where a == 0 and p >= 0, since
-     * a^p is flat (or 1) there while log(0) would give 0 * -inf = nan. */
-    B(v)->grad += (a == 0.0 && p >= 0.0) ? 0.0 : g * (v->data * log(a));
+    A(v)->grad += base_gradient(g, a, p);
+    /* d(a^p)/dp = a^p * log(a), masked where a == 0 and p >= 0: a^p is flat (or 1)
+     * there while log(0) would give 0 * -inf = nan. */
+    B(v)->grad += g * ((a == 0.0 && p >= 0.0) ? 0.0 : v->data * log(a));
 }
 const OpRule mc_rule_pow = {"**", pow_forward, pow_backward};
 Value *value_pow(Value *base, Value *exponent)
@@ -39,7 +49,7 @@ Value *value_scalar_pow(double c, Value *a)
 static double pow_const_forward(const Value *v) { return pow(A(v)->data, v->param); }
 static void pow_const_backward(Value *v)
 {
-    A(v)->grad += v->grad * power_slope(A(v)->data, v->param);
+    A(v)->grad += base_gradient(v->grad, A(v)->data, v->param);
 }
 const OpRule mc_rule_pow_const = {"**", pow_const_forward, pow_const_backward};
 Value *value_pow_const(Value *base, double exponent)

@@ -17,11 +17,11 @@ typedef enum OptimizerKind { KIND_SGD, KIND_ADAM } OptimizerKind;
 enum { UNDO_FIELDS = 2 };
 
 struct microcrad_optimizer {
+    McHandle handle;   /* the canary, MC_MAGIC_OPTIMIZER while alive (see check.c) */
     Value **params;    /* n_params parameters, one reference held to each */
     double *state;     /* SGD: n momentum buffers; Adam: n first moments, then n second */
     double *undo;      /* n * undo_stride doubles: what the current step overwrote */
     uint32_t undo_stride; /* UNDO_FIELDS + the number of state doubles per parameter */
-    uint32_t magic;    /* MC_MAGIC_OPTIMIZER while alive (see internal.h for its place) */
     uint32_t n_params;
     OptimizerKind kind;
     int64_t steps;     /* updates done so far: Adam's t, and SGD's "first step" test */
@@ -30,8 +30,7 @@ struct microcrad_optimizer {
     double beta1, beta2, eps; /* Adam */
 };
 
-#define CHECK_OPTIMIZER(opt, fn) \
-    MC_CHECK_HANDLE((opt), MC_MAGIC_OPTIMIZER, "optimizer", (fn), 1)
+#define CHECK_OPTIMIZER(opt, fn) mc_check((opt), MC_KIND_OPTIMIZER, (fn), 1)
 
 /* A hyper-parameter that must be finite and >= 0 (NaN fails both tests). */
 static int check_non_negative(const char *fn, const char *name, double x)
@@ -107,7 +106,7 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
         }
         opt->params[i] = params[i];
     }
-    opt->magic = MC_MAGIC_OPTIMIZER;
+    opt->handle = (McHandle){.magic = MC_MAGIC_OPTIMIZER}; /* the unused bytes zeroed too */
     return opt;
 
 out_of_memory:
@@ -182,9 +181,7 @@ microcrad_optimizer *microcrad_adam_create(int32_t n_params, Value *const *param
 /* Records the error for parameter i, found not alive, and returns its status. */
 static int dead_parameter(const microcrad_optimizer *opt, uint32_t i, const char *fn)
 {
-    const Value *p = opt->params[i];
-    return mc_error(p->magic == MICROCRAD_MAGIC_DEAD ? MICROCRAD_ERR_RELEASED
-                                                     : MICROCRAD_ERR_FOREIGN,
+    return mc_error(mc_check_status(opt->params[i], MC_KIND_VALUE),
                     "%s: parameter %u is no longer a live Value (released by someone "
                     "who did not own a reference?)",
                     fn, (unsigned)i);
@@ -193,7 +190,7 @@ static int dead_parameter(const microcrad_optimizer *opt, uint32_t i, const char
 static int check_live_params(const microcrad_optimizer *opt, const char *fn)
 {
     for (uint32_t i = 0; i < opt->n_params; i++)
-        if (opt->params[i]->magic != MICROCRAD_MAGIC_LIVE)
+        if (!mc_is_live(opt->params[i], MC_MAGIC_VALUE))
             return dead_parameter(opt, i, fn);
     return MICROCRAD_OK;
 }
@@ -248,7 +245,7 @@ static uint32_t sgd_step(microcrad_optimizer *opt, int zero)
     const int first = opt->steps == 1;
     for (uint32_t i = opt->n_params; i-- > 0;) {
         Value *p = params[i];
-        if (p->magic != MICROCRAD_MAGIC_LIVE) {
+        if (!mc_is_live(p, MC_MAGIC_VALUE)) {
             restore(opt, i + 1);
             return i;
         }
@@ -283,7 +280,7 @@ static uint32_t adam_step(microcrad_optimizer *opt, int zero)
     const double bias_correction2_sqrt = sqrt(1.0 - pow(beta2, t));
     for (uint32_t i = opt->n_params; i-- > 0;) {
         Value *p = params[i];
-        if (p->magic != MICROCRAD_MAGIC_LIVE) {
+        if (!mc_is_live(p, MC_MAGIC_VALUE)) {
             restore(opt, i + 1);
             return i;
         }
@@ -366,6 +363,6 @@ void microcrad_optimizer_free(microcrad_optimizer *opt)
     mc_free(opt->undo);
     mc_free(opt->state);
     mc_free(opt->params);
-    opt->magic = MC_HANDLE_DEAD(MC_MAGIC_OPTIMIZER);
+    opt->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_OPTIMIZER);
     mc_free(opt);
 }

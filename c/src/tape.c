@@ -6,10 +6,6 @@
 
 #include <math.h>
 
-/* Canary of a live tape ("tape") and of a freed one (every bit flipped). */
-#define TAPE_LIVE 0x74617065u
-#define TAPE_DEAD (~TAPE_LIVE & 0xFFFFFFFFu)
-
 /*
  * The recorded nodes are kept in two lists: the interior ones, which forward and
  * backward replay, and the leaves, which only zero_grad touches. A network's leaves
@@ -17,7 +13,7 @@
  * read each one's memory for nothing.
  */
 struct microcrad_tape {
-    uint32_t magic;
+    McHandle handle;  /* the canary, MC_MAGIC_TAPE while alive (see check.c) */
     Value *root;      /* one reference: keeps the whole graph alive */
     Value **interior; /* the interior nodes, operands before results, the root last */
     Value **leaves;   /* the leaves, in the order the walk met them */
@@ -145,19 +141,12 @@ static int build_schedule(microcrad_tape *tape)
 
 static int check_tape(const microcrad_tape *tape, const char *fn)
 {
-    if (!tape)
-        return mc_error(MICROCRAD_ERR_NULL, "%s: tape is NULL", fn);
-    if (tape->magic == TAPE_LIVE)
-        return MICROCRAD_OK;
-    if (tape->magic == TAPE_DEAD)
-        return mc_error(MICROCRAD_ERR_RELEASED, "%s: tape was already freed", fn);
-    return mc_error(MICROCRAD_ERR_FOREIGN, "%s: not a microcrad tape (canary 0x%08x)", fn,
-                    (unsigned)tape->magic);
+    return mc_check(tape, MC_KIND_TAPE, fn, 1);
 }
 
 microcrad_tape *microcrad_tape_create(Value *root)
 {
-    if (mc_check_value(root, "microcrad_tape_create", 1) != MICROCRAD_OK)
+    if (mc_check(root, MC_KIND_VALUE, "microcrad_tape_create", 1) != MICROCRAD_OK)
         return NULL;
     microcrad_tape *tape = mc_alloc(sizeof *tape);
     if (!tape) {
@@ -208,7 +197,7 @@ microcrad_tape *microcrad_tape_create(Value *root)
         mc_free(tape);
         return NULL;
     }
-    tape->magic = TAPE_LIVE;
+    tape->handle = (McHandle){.magic = MC_MAGIC_TAPE}; /* the unused bytes zeroed too */
     return tape;
 }
 
@@ -268,7 +257,7 @@ void microcrad_tape_free(microcrad_tape *tape)
 {
     if (!tape || check_tape(tape, "microcrad_tape_free") != MICROCRAD_OK)
         return;
-    tape->magic = TAPE_DEAD;
+    tape->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_TAPE);
     value_release(tape->root);
     mc_free(tape->runs);
     mc_free(tape->schedule);

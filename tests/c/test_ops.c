@@ -720,6 +720,80 @@ static void test_ieee(void)
     CHECK(isnan(gb));
 }
 
+/*
+ * PyTorch's gradient formulas operation by operation, where a formula that is equal in
+ * exact arithmetic gives other bits (tests/test_gradients_vs_pytorch.py checks every op
+ * against PyTorch itself; these run without it).
+ */
+
+/* Back-propagates `upstream` into y (through y * upstream); releases y. */
+static void backward_from(Value *y, double upstream)
+{
+    Value *scaled = value_mul_scalar(y, upstream);
+    if (CHECK(scaled != NULL)) {
+        CHECK_INT(value_backward(scaled), MICROCRAD_OK);
+        value_release(scaled);
+    }
+    value_release(y);
+}
+
+static void test_pytorch_formulas(void)
+{
+    printf("PyTorch's formulas\n");
+    double d, ga, gb;
+
+    /* d(a/b)/db = -g * ((a/b)/b): finite where b*b overflows or underflows. */
+    binary_at(value_div, 1e200, 1e200, &d, &ga, &gb);
+    CHECK_SAME(d, 1.0);
+    CHECK_SAME(ga, 1e-200);
+    CHECK_SAME(gb, -1e-200);
+    binary_at(value_div, 1e-200, 1e-200, &d, &ga, &gb);
+    CHECK_SAME(ga, 1e200);
+    CHECK_SAME(gb, -1e200);
+
+    /* pow's masks with an inf or NaN incoming gradient g: the base's gradient is
+     * where(p == 0, 0, g * ...) = 0; the exponent's is g * where(a == 0 && p >= 0, 0,
+     * ...) = g * 0 = NaN. */
+    const double incoming[3] = {INFINITY, -INFINITY, NAN};
+    for (int i = 0; i < 3; i++) {
+        Value *a = value_create_leaf(2.0), *p = value_create_leaf(0.0);
+        backward_from(value_pow(a, p), incoming[i]);
+        CHECK_SAME(a->grad, 0.0);
+        Value *zero = value_create_leaf(0.0), *two = value_create_leaf(2.0);
+        backward_from(value_pow(zero, two), incoming[i]);
+        CHECK(isnan(two->grad));
+        Value *c = value_create_leaf(3.0);
+        backward_from(value_pow_const(c, 0.0), incoming[i]);
+        CHECK_SAME(c->grad, 0.0);
+        value_release(a);
+        value_release(p);
+        value_release(zero);
+        value_release(two);
+        value_release(c);
+    }
+
+    /* relu(-0.0) is -0.0, as micrograd's `0 if x < 0 else x` and PyTorch give. */
+    Value *negative_zero = value_create_leaf(-0.0);
+    Value *r = value_relu(negative_zero);
+    CHECK(r != NULL && r->data == 0.0 && signbit(r->data));
+    value_release(r);
+    value_release(negative_zero);
+
+    /* sigmoid is 1 / (1 + exp(-x)) (here e^x / (1 + e^x) would be one ulp higher), and
+     * its gradient (g * (1 - y)) * y (here g * (y * (1 - y)) would differ). */
+    double y, g;
+    unary_at(value_sigmoid, -3.0, &y, &g);
+    CHECK_SAME(y, 1.0 / (1.0 + exp(3.0)));
+    const double x = 2.4054029505037366, upstream = -1.5471761413874225;
+    Value *leaf = value_create_leaf(x);
+    Value *s = value_sigmoid(leaf);
+    y = s ? s->data : NAN;
+    backward_from(s, upstream);
+    CHECK_SAME(leaf->grad, (upstream * (1.0 - y)) * y);
+    CHECK(leaf->grad != upstream * (y * (1.0 - y)));
+    value_release(leaf);
+}
+
 /* ------------------------------------------------------------------------------ */
 /* Names of ops                                                                    */
 /* ------------------------------------------------------------------------------ */
@@ -787,6 +861,7 @@ int main(void)
     test_neuron();
     test_shared_operand();
     test_ieee();
+    test_pytorch_formulas();
     test_op_names();
 
     CHECK_INT(microcrad_live_values(), live_at_start);
