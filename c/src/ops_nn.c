@@ -144,7 +144,7 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
         operands[2 * i + 1] = w[i];
         operands[2 * i + 2] = x[i];
     }
-    Value *v = mc_node_new(fn, MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
+    Value *v = mc_node_make(fn, MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
     if (operands != on_stack)
         mc_free(operands);
     return v;
@@ -152,28 +152,37 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
 
 Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
 {
-    return neuron_node("value_neuron", n, w, x, b);
+    if (mc_results_reserve(1, "value_neuron") != MICROCRAD_OK)
+        return NULL;
+    return mc_result(neuron_node("value_neuron", n, w, x, b));
 }
 
-/* The neuron node and its activation node in one call; only the activation node holds
- * the neuron node, as if the caller had released its own reference at once. */
-Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
-                               microcrad_activation act)
+Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b,
+                      microcrad_activation act)
 {
-    static const char fn[] = "value_neuron_activation";
-    if (mc_check_activation(act, fn, 5) != MICROCRAD_OK)
-        return NULL;
     Value *z = neuron_node(fn, n, w, x, b);
     if (!z || act == MICROCRAD_ACT_LINEAR)
         return z;
     microcrad_op op = act == MICROCRAD_ACT_RELU   ? MICROCRAD_OP_RELU
                       : act == MICROCRAD_ACT_TANH ? MICROCRAD_OP_TANH
                                                   : MICROCRAD_OP_SIGMOID;
-    Value *y = mc_node_new(fn, op, 0.0, 0.0, 1, &z);
+    Value *y = mc_node_make(fn, op, 0.0, 0.0, 1, &z);
     if (!y) {
         value_release(z); /* ours alone: frees it, and records no error over ours */
         return NULL;
     }
+    /* Only the activation node holds the neuron node, as if the caller had released
+     * its own reference at once. */
     mc_release_fresh(z);
     return y;
+}
+
+Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
+                               microcrad_activation act)
+{
+    static const char fn[] = "value_neuron_activation";
+    if (mc_check_activation(act, fn, 5) != MICROCRAD_OK ||
+        mc_results_reserve(1, fn) != MICROCRAD_OK)
+        return NULL;
+    return mc_result(mc_neuron_make(fn, n, w, x, b, act));
 }
