@@ -92,8 +92,16 @@ int mc_check_value(const Value *v, const char *fn, int arg);
 
 /* ---- scopes (scope.c) -------------------------------------------------------- */
 
-/* The thread-local model of mc_innermost_scope, read once per op (see scope.c). */
+/* The thread-local model of mc_innermost_scope, read once per op. With glibc,
+ * initial-exec makes the read one instruction (a load at a fixed offset from the
+ * thread pointer) instead of a call to __tls_get_addr; glibc keeps room for a few
+ * such bytes in libraries loaded with dlopen (Python's ctypes). Elsewhere the default
+ * model is kept. */
+#if defined(__GLIBC__) && defined(__GNUC__)
+#define MC_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
 #define MC_TLS_MODEL
+#endif
 
 /* The innermost scope open on the calling thread, or NULL. */
 extern _Thread_local microcrad_scope *mc_innermost_scope MC_TLS_MODEL;

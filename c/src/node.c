@@ -99,7 +99,12 @@ Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, 
     return v;
 }
 
-/* A scope is open: room for the result first, so that handing it out cannot fail. */
+/* A scope is open: room for the result first, so that handing it out cannot fail.
+ * Kept out of line, so that mc_node_new without a scope is a load, a branch and a
+ * tail call. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
 static Value *scoped_node_new(microcrad_scope *scope, const char *fn, microcrad_op op,
                               double data, double param, uint32_t n, Value *const *operands)
 {
