@@ -51,6 +51,8 @@ system_packages=(
     graphviz:dot          # rendering of graphs to images
     valgrind:valgrind     # tools/memcheck.py valgrind, the memory-safety labs
     clang:clang           # tests/fuzz: the libFuzzer harness
+    doxygen:doxygen       # the C reference manual (CTest test "docs": no warnings)
+    g++:g++               # tests/install: a C++17 program against the installed library
 )
 
 stage "system packages"

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * microcrad.h - the public API of microcrad, a scalar reverse-mode autodiff engine.
  *
  * Every number is a Value node. A node records the operation that produced it and
@@ -58,6 +59,7 @@
 extern "C" {
 #endif
 
+/** Marks the functions the library exports; everything else in it is internal. */
 #if defined(_WIN32)
 #define MICROCRAD_API __declspec(dllexport)
 #else
@@ -103,6 +105,7 @@ typedef enum microcrad_op {
  * after it in the same allocation, so a binary node takes 64 bytes):
  */
 typedef struct Value Value;
+/** The node itself: see Value. */
 struct Value {
     double data;                /**< result of the forward computation */
     double grad;                /**< d(root)/d(this node), filled in by value_backward */
@@ -444,9 +447,9 @@ typedef enum microcrad_activation {
 MICROCRAD_API Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x,
                                              Value *b, microcrad_activation act);
 
-typedef struct microcrad_neuron microcrad_neuron;
-typedef struct microcrad_layer microcrad_layer;
-typedef struct microcrad_mlp microcrad_mlp;
+typedef struct microcrad_neuron microcrad_neuron; /**< a neuron: n_in weights and a bias */
+typedef struct microcrad_layer microcrad_layer;   /**< a layer: n_out neurons over the same inputs */
+typedef struct microcrad_mlp microcrad_mlp;       /**< a multi-layer perceptron: layers in sequence */
 
 /**
  * A number drawn uniformly from [low, high) by the splitmix64 generator whose state is
