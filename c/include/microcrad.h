@@ -257,7 +257,10 @@ MICROCRAD_API uint32_t value_ref_count(const Value *v);
  * optimizer, a network, or a reference the caller took with value_retain()) survives.
  * Borrowed pointers (value_prev, *_parameters) are not references and are not
  * collected. Scopes belong to the thread that opened them and nest: ending one
- * returns the thread to the scope that was innermost before it.
+ * returns the thread to the scope that was innermost before it. A scope still open
+ * when its thread exits is never ended (its references leak). The Python package
+ * manages its references one by one: do not call into it on a thread while a C
+ * scope is open there.
  *
  * A scope records its references in chunks of growing size, so it takes a few
  * bytes per result and stays fast with millions of nodes. When no scope is open, the
