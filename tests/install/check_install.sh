@@ -16,7 +16,7 @@
 #   6. builds main.c in a project that adds this checkout with add_subdirectory,
 #      and in one that uses FetchContent: only the library is built.
 # Each program must load the installed library, not some other copy.
-# Honours CC and CXX. Needs cmake, a C and a C++ compiler, pkg-config and nm.
+# Honours CC and CXX. Needs cmake, a C and a C++ compiler, pkg-config, nm and objdump.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -30,7 +30,7 @@ fail() {
     exit 1
 }
 
-for tool in cmake "$cc" "$cxx" pkg-config nm; do
+for tool in cmake "$cc" "$cxx" pkg-config nm objdump; do
     command -v "$tool" >/dev/null 2>&1 || fail "'$tool' is not installed"
 done
 
@@ -77,6 +77,17 @@ if [[ $declared != "$exported" ]]; then
     fail "exported symbols differ from the header's API ('<' declared only, '>' exported only)"
 fi
 step "exports match the header: $(echo "$declared" | wc -l) functions"
+
+# The ABI policy (README, "ABI policy"): SONAME libmicrocrad.so.0.MINOR while the
+# version is 0.x, libmicrocrad.so.MAJOR from 1.0 on.
+pc_version=$(sed -n 's/^Version: //p' "$pcdir/microcrad.pc")
+IFS=. read -r major minor _ <<<"$pc_version"
+if ((major == 0)); then expected_soname=libmicrocrad.so.0.$minor; else expected_soname=libmicrocrad.so.$major; fi
+soname=$(objdump -p "$(realpath "$lib")" | awk '$1 == "SONAME" { print $2 }')
+[[ $soname == "$expected_soname" ]] ||
+    fail "the library's SONAME is '$soname', the ABI policy says '$expected_soname'"
+[[ -e $libdir/$soname ]] || fail "no $soname link in $libdir"
+step "SONAME $soname (version $pc_version)"
 
 # A consumer must run against the installed library: its path must be the one
 # the dynamic loader resolves.
