@@ -31,8 +31,8 @@
  * inf). relu'(0) = 0, as in micrograd. Compile-time contraction of a*b+c into fused
  * multiply-adds is disabled, so results are reproducible bit for bit.
  *
- * Threads: reference counts are changed with atomic instructions, so any thread may
- * retain or release any node at any time. Everything else that writes to nodes (value_backward,
+ * Threads: reference counts change atomically, so any thread may retain or release
+ * any node at any time. Everything else that writes to nodes (value_backward,
  * value_zero_grad, value_set_data, value_set_grad, value_set_data_many, an
  * optimizer's step or zero_grad, a tape's forward, backward or zero_grad) must not
  * run concurrently on graphs that share nodes: the caller serialises those, for
