@@ -64,7 +64,7 @@ static int add_chunk(microcrad_scope *scope, size_t n, const char *fn)
 
 int mc_scope_make_room(microcrad_scope *scope, size_t n, const char *fn)
 {
-    if ((size_t)(scope->end - scope->next) >= n)
+    if (scope->chunk && (size_t)(scope->end - scope->next) >= n)
         return MICROCRAD_OK;
     return add_chunk(scope, n, fn);
 }
