@@ -291,8 +291,10 @@ MICROCRAD_API microcrad_scope *microcrad_scope_begin(void);
  * (MICROCRAD_ERR_NULL), is open on this thread but not the innermost one (end the
  * scopes opened inside it first; MICROCRAD_ERR_ARGUMENT), or is not open on this
  * thread: already ended, opened on another thread, or never a scope
- * (MICROCRAD_ERR_ARGUMENT). The scope pointer itself is never read in the error cases,
- * so a stale one is safe to pass. If a node the scope holds was released by the
+ * (MICROCRAD_ERR_ARGUMENT). Scopes are recognised by address among the calling
+ * thread's open scopes, never by reading the pointer, so a stale one is safe to pass
+ * (unless its memory has since been reused for a scope open on this thread, which it
+ * then is). If a node the scope holds was released by the
  * program (a bug: the scope owned that reference), the scope still ends, and
  * MICROCRAD_ERR_RELEASED is returned.
  */
