@@ -82,10 +82,11 @@ int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out
     status = mc_check_inputs(mlp->n_in, x, fn, 2);
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
-    /* Hidden layers write into two halves of one scratch array in turn; the last
-     * writes straight into out. */
+    /* Room for the outputs in the innermost scope, if one is open. */
     if (status == MICROCRAD_OK)
         status = mc_results_reserve((size_t)mlp->n_out, fn);
+    /* Hidden layers write into two halves of one scratch array in turn; the last
+     * writes straight into out. */
     Value **scratch = NULL;
     if (status == MICROCRAD_OK && mlp->n_layers > 1) {
         scratch = mc_alloc(2 * (size_t)mlp->widest_hidden * sizeof *scratch);
