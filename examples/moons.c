@@ -49,9 +49,10 @@ static void make_moons(double x[N_POINTS][2], double y[N_POINTS], double noise, 
 
 /*
  * micrograd's loss(): mean(relu(1 - y_i * score_i)) + ALPHA * sum(p * p), and the
- * fraction of points on the right side of 0.
+ * fraction of points on the right side of 0. Called inside a scope, which owns every
+ * node built here: nothing is released by hand.
  */
-static Value *loss(Nodes *t, const microcrad_mlp *model, Value *inputs[N_POINTS][2],
+static Value *loss(const microcrad_mlp *model, Value *inputs[N_POINTS][2],
                    const double labels[N_POINTS], Value *const *params, int32_t n_params,
                    double *accuracy)
 {
@@ -61,27 +62,22 @@ static Value *loss(Nodes *t, const microcrad_mlp *model, Value *inputs[N_POINTS]
         Value *score;
         if (microcrad_mlp_forward(model, inputs[i], &score) != MICROCRAD_OK)
             fail("forward pass");
-        keep(t, score);
-        Value *minus_y = keep(t, value_create_leaf(-labels[i]));
-        Value *one = keep(t, value_create_leaf(1.0));
-        Value *margin = keep(t, value_add(one, keep(t, value_mul(minus_y, score))));
-        margins[i] = keep(t, value_relu(margin));
+        /* relu(1 - y * score) */
+        margins[i] = must(value_relu(value_scalar_sub(1.0, value_mul_scalar(score, labels[i]))));
         correct += (labels[i] > 0.0) == (score->data > 0.0);
     }
-    Value *data_loss = keep(t, value_mul(keep(t, value_sum(N_POINTS, margins)),
-                                         keep(t, value_create_leaf(1.0 / N_POINTS))));
+    Value *data_loss = must(value_mul_scalar(value_sum(N_POINTS, margins), 1.0 / N_POINTS));
 
     Value **squares = malloc((size_t)n_params * sizeof *squares);
     if (!squares)
         fail("out of memory");
     for (int32_t i = 0; i < n_params; i++)
-        squares[i] = keep(t, value_mul(params[i], params[i]));
-    Value *reg_loss = keep(t, value_mul(keep(t, value_sum(n_params, squares)),
-                                        keep(t, value_create_leaf(ALPHA))));
+        squares[i] = must(value_mul(params[i], params[i]));
+    Value *reg_loss = must(value_mul_scalar(value_sum(n_params, squares), ALPHA));
     free(squares);
 
     *accuracy = (double)correct / N_POINTS;
-    return keep(t, value_add(data_loss, reg_loss));
+    return must(value_add(data_loss, reg_loss));
 }
 
 /* ---- training ------------------------------------------------------------------------- */
@@ -113,10 +109,13 @@ int main(int argc, char **argv)
     if (!sgd)
         fail("creating the optimizer");
 
-    Nodes t = {0};
     double first_loss = 0.0, accuracy;
     for (long k = 0; k < steps; k++) {
-        Value *total = loss(&t, model, inputs, y, params, n_params, &accuracy);
+        /* One scope per step: ending it gives back every node the step built. */
+        microcrad_scope *step = microcrad_scope_begin();
+        if (!step)
+            fail("opening a scope");
+        Value *total = loss(model, inputs, y, params, n_params, &accuracy);
         if (k == 0)
             first_loss = total->data;
         if (microcrad_optimizer_zero_grad(sgd) != MICROCRAD_OK ||
@@ -126,14 +125,18 @@ int main(int argc, char **argv)
             fail("training step");
         if (k % 10 == 0 || k == steps - 1)
             printf("step %3ld loss %.6f, accuracy %.0f%%\n", k, total->data, accuracy * 100.0);
-        drop_all(&t);
+        if (microcrad_scope_end(step) != MICROCRAD_OK)
+            fail("ending the step's scope");
     }
 
-    double final_loss = loss(&t, model, inputs, y, params, n_params, &accuracy)->data;
-    drop_all(&t);
+    microcrad_scope *last = microcrad_scope_begin();
+    if (!last)
+        fail("opening a scope");
+    double final_loss = loss(model, inputs, y, params, n_params, &accuracy)->data;
+    if (microcrad_scope_end(last) != MICROCRAD_OK)
+        fail("ending the scope");
     printf("final    loss %.6f, accuracy %.0f%%\n", final_loss, accuracy * 100.0);
 
-    free(t.items);
     microcrad_optimizer_free(sgd);
     free(params);
     microcrad_mlp_free(model);

@@ -15,8 +15,9 @@
 
 enum { N_POINTS = 40 };
 
-/* mean((model(x_i) - y_i)^2) over the samples. */
-static Value *mse(Nodes *t, const microcrad_mlp *model, Value *const inputs[N_POINTS],
+/* mean((model(x_i) - y_i)^2) over the samples. Called inside a scope, which owns
+ * every node built here. */
+static Value *mse(const microcrad_mlp *model, Value *const inputs[N_POINTS],
                   const double targets[N_POINTS])
 {
     Value *squares[N_POINTS];
@@ -24,12 +25,9 @@ static Value *mse(Nodes *t, const microcrad_mlp *model, Value *const inputs[N_PO
         Value *prediction;
         if (microcrad_mlp_forward(model, &inputs[i], &prediction) != MICROCRAD_OK)
             fail("forward pass");
-        keep(t, prediction);
-        Value *error = keep(t, value_sub(prediction, keep(t, value_create_leaf(targets[i]))));
-        squares[i] = keep(t, value_pow_const(error, 2.0));
+        squares[i] = must(value_pow_const(value_sub_scalar(prediction, targets[i]), 2.0));
     }
-    return keep(t, value_mul(keep(t, value_sum(N_POINTS, squares)),
-                             keep(t, value_create_leaf(1.0 / N_POINTS))));
+    return must(value_mul_scalar(value_sum(N_POINTS, squares), 1.0 / N_POINTS));
 }
 
 int main(int argc, char **argv)
@@ -61,10 +59,13 @@ int main(int argc, char **argv)
     if (!adam)
         fail("creating the optimizer");
 
-    Nodes t = {0};
     double first_loss = 0.0;
     for (long k = 0; k < steps; k++) {
-        Value *loss = mse(&t, model, inputs, targets);
+        /* One scope per step: ending it gives back every node the step built. */
+        microcrad_scope *step = microcrad_scope_begin();
+        if (!step)
+            fail("opening a scope");
+        Value *loss = mse(model, inputs, targets);
         if (k == 0)
             first_loss = loss->data;
         if (microcrad_optimizer_zero_grad(adam) != MICROCRAD_OK ||
@@ -72,13 +73,17 @@ int main(int argc, char **argv)
             fail("training step");
         if (k % 25 == 0 || k == steps - 1)
             printf("step %3ld loss %.6f\n", k, loss->data);
-        drop_all(&t);
+        if (microcrad_scope_end(step) != MICROCRAD_OK)
+            fail("ending the step's scope");
     }
-    double final_loss = mse(&t, model, inputs, targets)->data;
-    drop_all(&t);
+    microcrad_scope *last = microcrad_scope_begin();
+    if (!last)
+        fail("opening a scope");
+    double final_loss = mse(model, inputs, targets)->data;
+    if (microcrad_scope_end(last) != MICROCRAD_OK)
+        fail("ending the scope");
     printf("final    loss %.6f\n", final_loss);
 
-    free(t.items);
     microcrad_optimizer_free(adam);
     free(params);
     microcrad_mlp_free(model);

@@ -1,7 +1,8 @@
 /*
  * training.h - what the C training examples share: stopping with the library's
- * explanation, the command line's step count, the nodes of one step collected to be
- * given back together, and a network's parameter list.
+ * explanation, the command line's step count, a check on the nodes built, and a
+ * network's parameter list. The nodes a training step builds need no bookkeeping
+ * here: each step runs inside a microcrad scope, which gives them all back.
  *
  * Each example defines EXAMPLE_NAME (its name in messages) before including this.
  */
@@ -41,41 +42,14 @@ static long steps_argument(int argc, char **argv, long default_steps)
     return steps;
 }
 
-/*
- * Every operation returns a new reference, and each node holds references to its
- * operands, so the loss keeps its whole graph alive. The program only has to give
- * back the handles it was handed: keep() collects them during a step and
- * drop_all() returns them once the step is over.
- */
-typedef struct Nodes {
-    Value **items;
-    size_t len, cap;
-} Nodes;
-
-/* Adds `v`, a node just made, to `nodes` and returns it; stops the program if the
- * operation that made it failed (v is NULL). */
-static Value *keep(Nodes *nodes, Value *v)
+/* Stops the program if `v`, a node just made, is NULL (the operation failed), else
+ * returns it. Inside a scope an operation given NULL fails too, so a whole
+ * expression can be checked once, at its end. */
+static Value *must(Value *v)
 {
     if (!v)
         fail("building the graph");
-    if (nodes->len == nodes->cap) {
-        size_t cap = nodes->cap ? 2 * nodes->cap : 1024;
-        Value **items = realloc(nodes->items, cap * sizeof *items);
-        if (!items)
-            fail("out of memory");
-        nodes->items = items;
-        nodes->cap = cap;
-    }
-    nodes->items[nodes->len++] = v;
     return v;
-}
-
-/* Gives back every node kept since the last call; the list can be filled again. */
-static void drop_all(Nodes *nodes)
-{
-    for (size_t i = 0; i < nodes->len; i++)
-        value_release(nodes->items[i]);
-    nodes->len = 0;
 }
 
 /* The parameters of `model` in a new array (borrowed pointers: the model holds them),

@@ -123,6 +123,10 @@ CASES = [
     Case("lab6_backward_race", "tsan", "data race", "data race"),
     Case("lab7_stale_pointer.py", "asan", "heap-use-after-free", "heap-use-after-free"),
     Case("lab7_stale_pointer.py", "canary", "", CANARY_PHRASE),
+    Case("lab8_leak_without_scope", "asan", "leak", "Direct leak of"),
+    Case("lab8_leak_without_scope", "valgrind", "Leak_DefinitelyLost", "definitely lost"),
+    Case("lab9_use_after_scope", "asan", "heap-use-after-free", "heap-use-after-free"),
+    Case("lab9_use_after_scope", "canary", "", CANARY_PHRASE),
 ]
 
 

@@ -32,8 +32,13 @@ def test_python_example_prints_the_numbers_in_its_comment(tmp_path: Path) -> Non
 
 
 @pytest.mark.skipif(shutil.which("cc") is None, reason="needs a C compiler")
-def test_c_example_builds_runs_and_frees_everything(tmp_path: Path) -> None:
-    (block,) = code_blocks("c")
+@pytest.mark.parametrize("style", ["explicit releases", "scope"])
+def test_c_example_builds_runs_and_frees_everything(tmp_path: Path, style: str) -> None:
+    """Both C examples (one releases by hand, one uses a scope) compute the same."""
+    blocks = code_blocks("c")
+    assert len(blocks) == 2, "the README has one C example of each style"
+    block = blocks[0] if style == "explicit releases" else blocks[1]
+    assert ("microcrad_scope_begin" in block) == (style == "scope")
     source = tmp_path / "demo.c"
     source.write_text(block, encoding="utf-8")
     import microcrad

@@ -79,7 +79,8 @@ _RUNTIME_FRAME = re.compile(
 
 # The library's own allocation path: for a leak, the interesting frame is the first
 # one after these (the operation that made the node, and its caller).
-_ALLOCATOR_FRAME = re.compile(r"(storage_for|grow_pool|mc_node_alloc|mc_node_new|mc_alloc|"
+_ALLOCATOR_FRAME = re.compile(r"(storage_for|grow_pool|mc_node_alloc|mc_node_new|mc_node_make|"
+                              r"scoped_node_new|mc_alloc|"
                               r"mc_realloc)\b")
 
 

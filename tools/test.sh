@@ -51,6 +51,8 @@ system_packages=(
     graphviz:dot          # rendering of graphs to images
     valgrind:valgrind     # tools/memcheck.py valgrind, the memory-safety labs
     clang:clang           # tests/fuzz: the libFuzzer harness
+    doxygen:doxygen       # the C reference manual (CTest test "docs": no warnings)
+    g++:g++               # tests/install: a C++17 program against the installed library
 )
 
 stage "system packages"
@@ -115,7 +117,8 @@ python3 tools/memcheck.py valgrind --no-build --each -- "${programs[@]}"
 
 stage "TSan: threads sharing nodes"
 python3 tools/memcheck.py tsan --no-build --each -- \
-    build/tsan/tests/test_thread_stress build/tsan/tests/test_pool_threads
+    build/tsan/tests/test_thread_stress build/tsan/tests/test_pool_threads \
+    build/tsan/tests/test_scope
 
 stage "ASan + UBSan + LeakSanitizer: the whole Python test suite"
 python3 tools/memcheck.py asan --no-build -- .venv/bin/pytest -q

@@ -1,4 +1,5 @@
-/*
+/**
+ * @file
  * microcrad.h - the public API of microcrad, a scalar reverse-mode autodiff engine.
  *
  * Every number is a Value node. A node records the operation that produced it and
@@ -10,6 +11,13 @@
  * retain their operands themselves; a caller may release its own handle to an
  * operand as soon as the operation has returned. Pointers obtained from value_prev()
  * are borrowed: they stay valid while the node that holds them is alive.
+ *
+ * Two styles, which can be mixed:
+ *  - explicit releases: give back each result with value_release() when done;
+ *  - scopes: between microcrad_scope_begin() and microcrad_scope_end() on a thread,
+ *    the new reference of every result goes to that scope instead of to the caller,
+ *    and microcrad_scope_end() gives them all back at once (see "Scopes" below). Keep
+ *    a node past its scope with value_retain(), and release that reference later.
  *
  * Errors: no function crashes or returns a silently wrong answer on a NULL, released
  * or foreign pointer. Functions returning `Value *` return NULL, functions returning
@@ -23,8 +31,8 @@
  * inf). relu'(0) = 0, as in micrograd. Compile-time contraction of a*b+c into fused
  * multiply-adds is disabled, so results are reproducible bit for bit.
  *
- * Threads: reference counts are C11 atomics, so any thread may retain or release any
- * node at any time. Everything else that writes to nodes (value_backward,
+ * Threads: reference counts change atomically, so any thread may retain or release
+ * any node at any time. Everything else that writes to nodes (value_backward,
  * value_zero_grad, value_set_data, value_set_grad, value_set_data_many, an
  * optimizer's step or zero_grad, a tape's forward, backward or zero_grad) must not
  * run concurrently on graphs that share nodes: the caller serialises those, for
@@ -53,10 +61,13 @@
 #include <stdint.h>
 #include <stdio.h>
 
+/* C++ can include this header: it declares C functions and plain structs only (no
+ * _Atomic: the library updates reference counts with atomic builtins). */
 #ifdef __cplusplus
-#error "microcrad.h is a C11 header (it uses _Atomic); include it from C"
+extern "C" {
 #endif
 
+/** Marks the functions the library exports; everything else in it is internal. */
 #if defined(_WIN32)
 #define MICROCRAD_API __declspec(dllexport)
 #else
@@ -102,12 +113,14 @@ typedef enum microcrad_op {
  * after it in the same allocation, so a binary node takes 64 bytes):
  */
 typedef struct Value Value;
+/** The node itself: see Value. */
 struct Value {
     double data;                /**< result of the forward computation */
     double grad;                /**< d(root)/d(this node), filled in by value_backward */
     Value **prev;               /**< the n_prevs operands; the node owns one reference to each */
     double param;               /**< the op's constant parameter (the exponent of POW_CONST) */
-    _Atomic uint32_t ref_count; /**< references held to this node (read with value_ref_count) */
+    uint32_t ref_count;         /**< references held to this node: read it with value_ref_count
+                                     (the library changes it atomically; never write it) */
     uint32_t n_prevs;           /**< number of operands */
     uint32_t magic;             /**< MICROCRAD_MAGIC_LIVE while alive */
     uint16_t op;                /**< a microcrad_op */
@@ -234,13 +247,79 @@ MICROCRAD_API int value_retain(Value *v);
  * Gives back one reference. When the last one goes, the node is freed and releases its
  * operands in turn, which may free them as well. Freeing is iterative and allocates
  * nothing, so a chain of any length is released without deep recursion and even when
- * memory is exhausted. Returns MICROCRAD_OK, or a negative status when v is NULL,
- * released or foreign (nothing is then changed).
+ * memory is exhausted. value_release(NULL) does nothing and returns MICROCRAD_OK, like
+ * free(NULL). Returns MICROCRAD_OK, or a negative status when v is released or foreign
+ * (nothing is then changed). Do not release a reference that a scope holds: the
+ * scope gives it back itself when it ends.
  */
 MICROCRAD_API int value_release(Value *v);
 
 /** The number of references held to `v`, or 0 (with an error) when v is not a live Value. */
 MICROCRAD_API uint32_t value_ref_count(const Value *v);
+
+/* ------------------------------------------------------------------------------ */
+/* Scopes                                                                          */
+/* ------------------------------------------------------------------------------ */
+
+/**
+ * A scope (an autorelease pool) collects the references that library functions hand
+ * out, so that a program can give them all back with one call instead of one
+ * value_release() per result.
+ *
+ * While a scope is open on a thread, every new reference that a library function
+ * returns on that thread (every `Value *` result: ops, leaves, the scalar forms,
+ * value_sum, value_neuron, the outputs of *_forward) belongs to the innermost open
+ * scope, not to the caller: do not release it. microcrad_scope_end() releases them
+ * all; a node that is still referenced elsewhere (by a node outside the scope, an
+ * optimizer, a network, or a reference the caller took with value_retain()) survives.
+ * Borrowed pointers (value_prev, *_parameters) are not references and are not
+ * collected. Scopes belong to the thread that opened them and nest: ending one
+ * returns the thread to the scope that was innermost before it. A scope still open
+ * when its thread exits is never ended (its references leak). The Python package
+ * manages its references one by one: do not call into it on a thread while a C
+ * scope is open there.
+ *
+ * A scope records its references in chunks of growing size, so it takes a few
+ * bytes per result and stays fast with millions of nodes. When no scope is open, the
+ * cost to each operation is one thread-local load and a branch.
+ *
+ * A training step without a single release:
+ * @code
+ * microcrad_scope *step = microcrad_scope_begin();
+ * Value *loss = value_pow_const(value_sub(value_mul(w, x), y), 2.0);
+ * value_backward(loss);
+ * microcrad_optimizer_step(opt);   // w, x, y were created before the scope
+ * microcrad_scope_end(step);       // frees the three nodes the step built
+ * @endcode
+ */
+typedef struct microcrad_scope microcrad_scope;
+
+/**
+ * Opens a scope on the calling thread, inside the scope that is open there (if any).
+ * Returns the new scope, which the caller ends with microcrad_scope_end() on the same
+ * thread, or NULL when memory runs out (no scope is then opened).
+ */
+MICROCRAD_API microcrad_scope *microcrad_scope_begin(void);
+
+/**
+ * Ends `scope`, the innermost scope open on the calling thread, and releases every
+ * reference it holds (newest first); nodes referenced elsewhere survive. Returns
+ * MICROCRAD_OK, or a negative status, changing nothing, when scope is NULL
+ * (MICROCRAD_ERR_NULL), is open on this thread but not the innermost one (end the
+ * scopes opened inside it first; MICROCRAD_ERR_ARGUMENT), or is not open on this
+ * thread: already ended, opened on another thread, or never a scope
+ * (MICROCRAD_ERR_ARGUMENT). Scopes are recognised by address among the calling
+ * thread's open scopes, never by reading the pointer, so a stale one is safe to pass
+ * (unless its memory has since been reused for a scope open on this thread, which it
+ * then is). If a node the scope holds was released by the
+ * program (a bug: the scope owned that reference), the scope still ends, and
+ * MICROCRAD_ERR_RELEASED is returned.
+ */
+MICROCRAD_API int microcrad_scope_end(microcrad_scope *scope);
+
+/** How many references `scope`, open on the calling thread, holds; a negative status
+ *  when it is not a scope open on this thread (the pointer is not read then either). */
+MICROCRAD_API int64_t microcrad_scope_size(const microcrad_scope *scope);
 
 /* ------------------------------------------------------------------------------ */
 /* Gradients                                                                       */
@@ -390,9 +469,9 @@ typedef enum microcrad_activation {
 MICROCRAD_API Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x,
                                              Value *b, microcrad_activation act);
 
-typedef struct microcrad_neuron microcrad_neuron;
-typedef struct microcrad_layer microcrad_layer;
-typedef struct microcrad_mlp microcrad_mlp;
+typedef struct microcrad_neuron microcrad_neuron; /**< a neuron: n_in weights and a bias */
+typedef struct microcrad_layer microcrad_layer;   /**< a layer: n_out neurons over the same inputs */
+typedef struct microcrad_mlp microcrad_mlp;       /**< a multi-layer perceptron: layers in sequence */
 
 /**
  * A number drawn uniformly from [low, high) by the splitmix64 generator whose state is
@@ -640,5 +719,9 @@ MICROCRAD_API int microcrad_fail_allocation(int64_t n);
 /** How many allocations the library has attempted on the calling thread (a counter
  *  that only grows; failed attempts count too). */
 MICROCRAD_API int64_t microcrad_allocation_count(void);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
 
 #endif /* MICROCRAD_H */

@@ -53,21 +53,30 @@ void mc_neuron_forward_group(Value *const *nodes, size_t k);
  * alone maps activations to ops). */
 int mc_check_activation(microcrad_activation act, const char *fn, int arg);
 
-/* value_neuron_activation's work, for it and microcrad_neuron_forward, which name
- * themselves in `fn` (the argument numbers in messages are value_neuron_activation's). */
-Value *mc_neuron_activation(const char *fn, int32_t n, Value *const *w, Value *const *x,
-                            Value *b, microcrad_activation act);
+/* act(b + w[0]*x[0] + ...): the neuron node, then (unless act is linear) the activation
+ * node over it, which alone holds the neuron node. Checks the nodes (not act) and
+ * names `fn` in errors; returns a reference owned by the calling code (not handed out
+ * with mc_result), or NULL with nothing left allocated. */
+Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b,
+                      microcrad_activation act);
 
 /* ---- nodes (node.c) ---------------------------------------------------------- */
 
 /*
- * Creates a node of op `op` over `n` operands, retaining each. The caller names itself
- * in `fn` for error messages. For ops with a forward rule the data is computed;
- * otherwise it is `data`. Returns NULL (error recorded, nothing changed) when an
- * operand is not a live Value, a count would overflow, or memory runs out.
+ * Creates a node of op `op` over `n` operands, retaining each, and hands it out with
+ * mc_result (to the innermost scope when one is open): what a public function returns.
+ * The caller names itself in `fn` for error messages. For ops with a forward rule the
+ * data is computed; otherwise it is `data`. Returns NULL (error recorded, nothing
+ * changed) when an operand is not a live Value, a count would overflow, or memory runs
+ * out.
  */
 Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
                    Value *const *operands);
+
+/* mc_node_new without the hand-out: the one reference belongs to the calling code, for
+ * nodes the library keeps (a neuron's parameters) or builds on before returning. */
+Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, uint32_t n,
+                    Value *const *operands);
 
 /*
  * op(a, leaf) or, when constant_first, op(leaf, a), where leaf is a new leaf holding c:
@@ -81,6 +90,49 @@ Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int
  * and that exactly one other node, also just made and not yet handed out, holds: no
  * other thread can know either yet, so no atomic read-modify-write is needed. */
 void mc_release_fresh(Value *v);
+
+/* ---- scopes (scope.c) -------------------------------------------------------- */
+
+/* The thread-local model of mc_innermost_scope, read once per op. With glibc,
+ * initial-exec makes the read one instruction (a load at a fixed offset from the
+ * thread pointer) instead of a call to __tls_get_addr; glibc keeps room for a few
+ * such bytes in libraries loaded with dlopen (Python's ctypes). Elsewhere the default
+ * model is kept. */
+#if defined(__GLIBC__) && defined(__GNUC__)
+#define MC_TLS_MODEL __attribute__((tls_model("initial-exec")))
+#else
+#define MC_TLS_MODEL
+#endif
+
+/* The innermost scope open on the calling thread, or NULL. */
+extern _Thread_local microcrad_scope *mc_innermost_scope MC_TLS_MODEL;
+
+/* Makes room for `n` more references in `scope`; on failure records an out-of-memory
+ * error naming `fn` and returns its status. */
+int mc_scope_make_room(microcrad_scope *scope, size_t n, const char *fn);
+/* Records `v` in `scope`, where room was made beforehand. */
+void mc_scope_record(microcrad_scope *scope, Value *v);
+
+/*
+ * Results are handed out in two steps, so that handing out cannot fail once a result
+ * is built: before building, mc_results_reserve(n, fn) makes room for n results in the
+ * innermost scope (if any; an allocation failure is reported there, naming fn); after,
+ * mc_result(v) hands v out, to that scope or (no scope open) to the caller. Every
+ * function that returns a new reference returns it through mc_result (mc_node_new
+ * does both steps for a single node).
+ */
+static inline int mc_results_reserve(size_t n, const char *fn)
+{
+    microcrad_scope *scope = mc_innermost_scope;
+    return scope ? mc_scope_make_room(scope, n, fn) : MICROCRAD_OK;
+}
+static inline Value *mc_result(Value *v)
+{
+    microcrad_scope *scope = mc_innermost_scope;
+    if (scope && v)
+        mc_scope_record(scope, v);
+    return v;
+}
 
 /* ---- memory (alloc.c) -------------------------------------------------------- */
 
@@ -229,6 +281,15 @@ int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg);
 
 /* Checks the random state argument `arg` of `fn`. */
 int mc_check_rng(const uint64_t *rng, const char *fn, int arg);
+
+/* The output of a live neuron for checked inputs, owned by the calling code (not
+ * handed out with mc_result); NULL when memory runs out (error recorded). */
+Value *mc_neuron_output(const microcrad_neuron *neuron, Value *const *x, const char *fn);
+
+/* The outputs of a live layer for checked inputs into out[0..n_out-1], owned by the
+ * calling code (not handed out). On failure every out[j] is NULL, nothing is left
+ * allocated, and the status is returned (error recorded). */
+int mc_layer_outputs(const microcrad_layer *layer, Value *const *x, Value **out, const char *fn);
 
 /* ---- errors (error.c) -------------------------------------------------------- */
 

@@ -55,6 +55,20 @@ static void discard_outputs(Value **out, int32_t made, int32_t n)
         out[j] = NULL;
 }
 
+int mc_layer_outputs(const microcrad_layer *layer, Value *const *x, Value **out, const char *fn)
+{
+    for (int32_t j = 0; j < layer->n_out; j++) {
+        out[j] = mc_neuron_output(layer->neurons[j], x, fn);
+        if (!out[j]) {
+            discard_outputs(out, j, layer->n_out);
+            /* The inputs were checked, so memory ran out (or, in theory, a reference
+             * count reached its limit: the recorded message says which). */
+            return MICROCRAD_ERR_NOMEM;
+        }
+    }
+    return MICROCRAD_OK;
+}
+
 int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value **out)
 {
     const char *fn = "microcrad_layer_forward";
@@ -63,20 +77,17 @@ int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value
         status = mc_check_inputs(layer->n_in, x, fn, 2);
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
+    if (status == MICROCRAD_OK)
+        status = mc_results_reserve((size_t)layer->n_out, fn);
+    if (status == MICROCRAD_OK)
+        status = mc_layer_outputs(layer, x, out, fn);
     if (status != MICROCRAD_OK) {
         if (out && mc_is_live(layer, MC_MAGIC_LAYER))
             discard_outputs(out, 0, layer->n_out);
         return status;
     }
-    for (int32_t j = 0; j < layer->n_out; j++) {
-        out[j] = microcrad_neuron_forward(layer->neurons[j], x);
-        if (!out[j]) {
-            discard_outputs(out, j, layer->n_out);
-            /* The inputs were checked, so memory ran out (or, in theory, a reference
-             * count reached its limit: the recorded message says which). */
-            return MICROCRAD_ERR_NOMEM;
-        }
-    }
+    for (int32_t j = 0; j < layer->n_out; j++)
+        mc_result(out[j]);
     return MICROCRAD_OK;
 }
 

@@ -82,6 +82,9 @@ int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out
     status = mc_check_inputs(mlp->n_in, x, fn, 2);
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
+    /* Room for the outputs in the innermost scope, if one is open. */
+    if (status == MICROCRAD_OK)
+        status = mc_results_reserve((size_t)mlp->n_out, fn);
     /* Hidden layers write into two halves of one scratch array in turn; the last
      * writes straight into out. */
     Value **scratch = NULL;
@@ -93,7 +96,7 @@ int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out
     Value *const *in = x;
     for (int32_t l = 0; l < mlp->n_layers && status == MICROCRAD_OK; l++) {
         Value **dst = l == mlp->n_layers - 1 ? out : scratch + (l % 2) * mlp->widest_hidden;
-        status = microcrad_layer_forward(mlp->layers[l].layer, in, dst);
+        status = mc_layer_outputs(mlp->layers[l].layer, in, dst, fn);
         /* The previous layer's outputs are done with: the new nodes hold what they use. */
         if (l > 0)
             for (int32_t j = 0; j < mlp->layers[l - 1].n_out; j++)
@@ -104,6 +107,9 @@ int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out
     if (status != MICROCRAD_OK && out)
         for (int32_t j = 0; j < mlp->n_out; j++)
             out[j] = NULL;
+    if (status == MICROCRAD_OK)
+        for (int32_t j = 0; j < mlp->n_out; j++)
+            mc_result(out[j]); /* only the outputs are handed out */
     return status;
 }
 

@@ -51,11 +51,11 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
     int32_t made = 0;
     for (; made < n_in; made++) {
         double weight = microcrad_random_uniform(&state, -1.0, 1.0);
-        neuron->w[made] = mc_node_new(fn, MICROCRAD_OP_LEAF, weight, 0.0, 0, NULL);
+        neuron->w[made] = mc_node_make(fn, MICROCRAD_OP_LEAF, weight, 0.0, 0, NULL);
         if (!neuron->w[made])
             goto fail;
     }
-    neuron->b = mc_node_new(fn, MICROCRAD_OP_LEAF, 0.0, 0.0, 0, NULL);
+    neuron->b = mc_node_make(fn, MICROCRAD_OP_LEAF, 0.0, 0.0, 0, NULL);
     if (!neuron->b)
         goto fail;
     neuron->n_in = n_in;
@@ -71,13 +71,19 @@ fail:
     return NULL;
 }
 
+Value *mc_neuron_output(const microcrad_neuron *neuron, Value *const *x, const char *fn)
+{
+    return mc_neuron_make(fn, neuron->n_in, neuron->w, x, neuron->b, neuron->act);
+}
+
 Value *microcrad_neuron_forward(const microcrad_neuron *neuron, Value *const *x)
 {
     const char *fn = "microcrad_neuron_forward";
     if (CHECK_NEURON(neuron, fn) != MICROCRAD_OK ||
-        mc_check_inputs(neuron->n_in, x, fn, 2) != MICROCRAD_OK)
+        mc_check_inputs(neuron->n_in, x, fn, 2) != MICROCRAD_OK ||
+        mc_results_reserve(1, fn) != MICROCRAD_OK)
         return NULL;
-    return mc_neuron_activation(fn, neuron->n_in, neuron->w, x, neuron->b, neuron->act);
+    return mc_result(mc_neuron_output(neuron, x, fn));
 }
 
 int64_t microcrad_neuron_parameters(const microcrad_neuron *neuron, Value **out, int64_t capacity)

@@ -4,8 +4,15 @@
 #include "internal.h"
 
 #include <assert.h>
-#include <stdatomic.h>
 #include <string.h>
+
+/*
+ * Reference counts are plain uint32_t fields in the public struct (so that the header
+ * has no _Atomic and C++ can include it, as GLib does with its counts); every access
+ * goes through these GCC/Clang atomic builtins, which ThreadSanitizer understands.
+ */
+#define COUNT_LOAD(v, order) __atomic_load_n(&(v)->ref_count, order)
+#define COUNT_STORE(v, n, order) __atomic_store_n(&(v)->ref_count, (n), order)
 
 static_assert(sizeof(Value *) <= sizeof(double),
               "value_release chains dead nodes through their data field");
@@ -13,12 +20,12 @@ static_assert(sizeof(Value *) <= sizeof(double),
 /* Adds a reference unless the count is saturated; returns whether it did. */
 static int try_retain(Value *v)
 {
-    uint32_t count = atomic_load_explicit(&v->ref_count, memory_order_relaxed);
+    uint32_t count = COUNT_LOAD(v, __ATOMIC_RELAXED);
     do {
         if (count == UINT32_MAX)
             return 0;
-    } while (!atomic_compare_exchange_weak_explicit(&v->ref_count, &count, count + 1,
-                                                    memory_order_relaxed, memory_order_relaxed));
+    } while (!__atomic_compare_exchange_n(&v->ref_count, &count, count + 1, 1, __ATOMIC_RELAXED,
+                                          __ATOMIC_RELAXED));
     return 1;
 }
 
@@ -35,13 +42,13 @@ static int try_retain(Value *v)
  */
 static int drop_reference(Value *v)
 {
-    if (atomic_load_explicit(&v->ref_count, memory_order_acquire) == 1)
+    if (COUNT_LOAD(v, __ATOMIC_ACQUIRE) == 1)
         return 1;
-    return atomic_fetch_sub_explicit(&v->ref_count, 1, memory_order_acq_rel) == 1;
+    return __atomic_fetch_sub(&v->ref_count, 1, __ATOMIC_ACQ_REL) == 1;
 }
 
-Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
-                   Value *const *operands)
+Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, uint32_t n,
+                    Value *const *operands)
 {
     for (uint32_t i = 0; i < n; i++)
         if (mc_check(operands[i], MC_KIND_VALUE, fn, (int)i + 1) != MICROCRAD_OK)
@@ -66,7 +73,7 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
     v->grad = 0.0;
     v->prev = (Value **)(void *)(v + 1); /* operand slots live right after the node */
     v->param = param;
-    atomic_init(&v->ref_count, 1);
+    COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
     v->magic = MICROCRAD_MAGIC_LIVE;
     v->op = (uint16_t)op;
     v->flags = 0;
@@ -75,6 +82,33 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
     const OpRule *rule = mc_rule((uint16_t)op);
     v->data = rule->forward ? rule->forward(v) : data;
     return v;
+}
+
+/* A scope is open: room for the result first, so that handing it out cannot fail.
+ * Kept out of line, so that mc_node_new without a scope is a load, a branch and a
+ * tail call. */
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+static Value *scoped_node_new(microcrad_scope *scope, const char *fn, microcrad_op op,
+                              double data, double param, uint32_t n, Value *const *operands)
+{
+    if (mc_scope_make_room(scope, 1, fn) != MICROCRAD_OK)
+        return NULL;
+    Value *v = mc_node_make(fn, op, data, param, n, operands);
+    if (v)
+        mc_scope_record(scope, v);
+    return v;
+}
+
+/* The price of scopes to an op when none is open: one thread-local load and a branch. */
+Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
+                   Value *const *operands)
+{
+    microcrad_scope *scope = mc_innermost_scope;
+    if (scope)
+        return scoped_node_new(scope, fn, op, data, param, n, operands);
+    return mc_node_make(fn, op, data, param, n, operands);
 }
 
 Value *value_create(double data, int32_t n_prevs, Value **prev)
@@ -141,6 +175,8 @@ static void free_unreferenced(Value *first)
 
 int value_release(Value *v)
 {
+    if (!v)
+        return MICROCRAD_OK; /* like free(NULL): cleanup code need not test first */
     int status = mc_check(v, MC_KIND_VALUE, "value_release", 1);
     if (status != MICROCRAD_OK)
         return status;
@@ -153,7 +189,7 @@ uint32_t value_ref_count(const Value *v)
 {
     if (mc_check(v, MC_KIND_VALUE, "value_ref_count", 1) != MICROCRAD_OK)
         return 0;
-    return atomic_load_explicit(&v->ref_count, memory_order_relaxed);
+    return COUNT_LOAD(v, __ATOMIC_RELAXED);
 }
 
 /*
@@ -163,13 +199,14 @@ uint32_t value_ref_count(const Value *v)
  */
 Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int constant_first)
 {
-    if (mc_check(a, MC_KIND_VALUE, fn, constant_first ? 2 : 1) != MICROCRAD_OK)
+    if (mc_check(a, MC_KIND_VALUE, fn, constant_first ? 2 : 1) != MICROCRAD_OK ||
+        mc_results_reserve(1, fn) != MICROCRAD_OK)
         return NULL;
-    Value *leaf = mc_node_new(fn, MICROCRAD_OP_LEAF, c, 0.0, 0, NULL);
+    Value *leaf = mc_node_make(fn, MICROCRAD_OP_LEAF, c, 0.0, 0, NULL);
     if (!leaf)
         return NULL;
     Value *operands[2] = {constant_first ? leaf : a, constant_first ? a : leaf};
-    Value *v = mc_node_new(fn, op, 0.0, 0.0, 2, operands);
+    Value *v = mc_node_make(fn, op, 0.0, 0.0, 2, operands);
     if (!v) {
         /* The error (memory, or a's count at its maximum) is recorded; freeing the
          * leaf, live and held by nobody else, records nothing. */
@@ -178,12 +215,12 @@ Value *mc_binary_scalar(const char *fn, microcrad_op op, Value *a, double c, int
         return NULL;
     }
     mc_release_fresh(leaf);
-    return v;
+    return mc_result(v);
 }
 
 void mc_release_fresh(Value *v)
 {
     /* No other thread can know `v` yet, so the count is not contended: a plain store
      * takes it from 2 (the creator's and the holder's) to 1 (the holder's). */
-    atomic_store_explicit(&v->ref_count, 1, memory_order_relaxed);
+    COUNT_STORE(v, 1, __ATOMIC_RELAXED);
 }

@@ -144,7 +144,7 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
         operands[2 * i + 1] = w[i];
         operands[2 * i + 2] = x[i];
     }
-    Value *v = mc_node_new(fn, MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
+    Value *v = mc_node_make(fn, MICROCRAD_OP_NEURON, 0.0, 0.0, count, operands);
     if (operands != on_stack)
         mc_free(operands);
     return v;
@@ -152,7 +152,9 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
 
 Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
 {
-    return neuron_node("value_neuron", n, w, x, b);
+    if (mc_results_reserve(1, "value_neuron") != MICROCRAD_OK)
+        return NULL;
+    return mc_result(neuron_node("value_neuron", n, w, x, b));
 }
 
 int mc_check_activation(microcrad_activation act, const char *fn, int arg)
@@ -175,21 +177,21 @@ static microcrad_op activation_op(microcrad_activation act)
     return MICROCRAD_OP_LEAF; /* not reached: callers check act first */
 }
 
-/* The neuron node and its activation node in one call; only the activation node holds
- * the neuron node, as if the caller had released its own reference at once. */
-Value *mc_neuron_activation(const char *fn, int32_t n, Value *const *w, Value *const *x,
-                            Value *b, microcrad_activation act)
+/* The neuron node and its activation node; only the activation node holds the neuron
+ * node, as if the caller had released its own reference at once. */
+Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b,
+                      microcrad_activation act)
 {
-    if (mc_check_activation(act, fn, 5) != MICROCRAD_OK)
-        return NULL;
     Value *z = neuron_node(fn, n, w, x, b);
     if (!z || act == MICROCRAD_ACT_LINEAR)
         return z;
-    Value *y = mc_node_new(fn, activation_op(act), 0.0, 0.0, 1, &z);
+    Value *y = mc_node_make(fn, activation_op(act), 0.0, 0.0, 1, &z);
     if (!y) {
         value_release(z); /* ours alone: frees it, and records no error over ours */
         return NULL;
     }
+    /* Only the activation node holds the neuron node, as if the caller had released
+     * its own reference at once. */
     mc_release_fresh(z);
     return y;
 }
@@ -197,5 +199,9 @@ Value *mc_neuron_activation(const char *fn, int32_t n, Value *const *w, Value *c
 Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
                                microcrad_activation act)
 {
-    return mc_neuron_activation("value_neuron_activation", n, w, x, b, act);
+    static const char fn[] = "value_neuron_activation";
+    if (mc_check_activation(act, fn, 5) != MICROCRAD_OK ||
+        mc_results_reserve(1, fn) != MICROCRAD_OK)
+        return NULL;
+    return mc_result(mc_neuron_make(fn, n, w, x, b, act));
 }

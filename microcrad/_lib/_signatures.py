@@ -60,6 +60,10 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     ("value_retain", c_int, [_node]),
     ("value_release", c_int, [_node]),
     ("value_ref_count", c_uint32, [_node]),
+    # scopes (for C programs; the Python layer owns its references one by one)
+    ("microcrad_scope_begin", _handle, []),
+    ("microcrad_scope_end", c_int, [_handle]),
+    ("microcrad_scope_size", c_int64, [_handle]),
     # gradients
     ("value_backward", c_int, [_node]),
     ("value_zero_grad", c_int, [_node]),

@@ -302,6 +302,161 @@ static void test_gradient_passes_growing(void)
 }
 
 /* ------------------------------------------------------------------------------ */
+/* Inside a scope                                                                   */
+/* ------------------------------------------------------------------------------ */
+
+/* The forms that build more than one node, or return more than one result, inside a
+ * scope: the scalar forms (a leaf and the op), the fused neuron with its activation
+ * and the networks' forward passes. Each returns its first result. */
+static microcrad_neuron *scoped_neuron;
+static microcrad_layer *scoped_layer;
+static microcrad_mlp *scoped_mlp;
+static Value *make_mul_scalar(const fixture *f) { return value_mul_scalar(f->a, 2.0); }
+static Value *make_scalar_pow(const fixture *f) { return value_scalar_pow(2.0, f->a); }
+static Value *make_neuron_act(const fixture *f)
+{
+    return value_neuron_activation(2, &f->t[0], &f->t[2], f->b, MICROCRAD_ACT_SIGMOID);
+}
+static Value *make_neuron_forward(const fixture *f)
+{
+    return microcrad_neuron_forward(scoped_neuron, f->t);
+}
+static Value *make_layer_forward(const fixture *f)
+{
+    Value *out[3] = {f->a, f->a, f->a}; /* set to NULL on failure */
+    int status = microcrad_layer_forward(scoped_layer, f->t, out);
+    CHECK(status == MICROCRAD_OK ? out[2] != NULL : out[0] == NULL && out[2] == NULL);
+    return out[0];
+}
+static Value *make_mlp_forward(const fixture *f)
+{
+    Value *out[2] = {f->a, f->a};
+    int status = microcrad_mlp_forward(scoped_mlp, f->t, out);
+    CHECK(status == MICROCRAD_OK ? out[1] != NULL : out[0] == NULL && out[1] == NULL);
+    return out[0];
+}
+
+/* Fills `scope` with `n` leaves. */
+static void fill_scope(microcrad_scope *scope, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        CHECK(value_create_leaf(0.0) != NULL);
+    CHECK_INT(microcrad_scope_size(scope), n);
+}
+
+/* How many results a scope holds when its first chunk is full: the result after it is
+ * the first whose recording costs an allocation of its own. */
+static int64_t first_chunk_size(void)
+{
+    microcrad_scope *scope = microcrad_scope_begin();
+    CHECK(value_create_leaf(0.0) != NULL); /* the first chunk */
+    int64_t n = 1;
+    for (; n < 1000000; n++) {
+        int64_t before = microcrad_allocation_count();
+        CHECK(value_create_leaf(0.0) != NULL);
+        if (microcrad_allocation_count() - before > 1)
+            break;
+    }
+    microcrad_scope_end(scope);
+    return n;
+}
+
+/*
+ * walk_constructor inside a scope that already holds `prefill` results: every
+ * allocation of the call fails in turn, the scope's chunks included; a failure leaves
+ * the scope holding exactly what it held, and nothing else changed. `results` is how
+ * many references a successful call hands out.
+ */
+static void walk_in_scope(const char *name, make_fn make, const fixture *f, int64_t prefill,
+                          int64_t results)
+{
+    int64_t live0 = microcrad_live_values();
+    uint32_t counts0[N_FIXTURE];
+    snapshot_counts(f, counts0);
+
+    microcrad_scope *scope = microcrad_scope_begin();
+    fill_scope(scope, prefill);
+    int64_t start = microcrad_allocation_count();
+    Value *v = make(f);
+    int64_t k = microcrad_allocation_count() - start;
+    printf("%-24s in a scope of %lld: %lld allocation(s)\n", name, (long long)prefill,
+           (long long)k);
+    CHECK(v != NULL);
+    CHECK_INT(microcrad_scope_size(scope), prefill + results);
+    CHECK_INT(microcrad_scope_end(scope), MICROCRAD_OK);
+    CHECK_INT(microcrad_live_values(), live0);
+
+    for (int64_t n = 1; n <= k; n++) {
+        scope = microcrad_scope_begin();
+        fill_scope(scope, prefill);
+        int64_t live1 = microcrad_live_values();
+        CHECK_INT(microcrad_fail_allocation(n), MICROCRAD_OK);
+        microcrad_clear_error();
+        v = make(f);
+        microcrad_fail_allocation(0);
+        if (!CHECK(v == NULL))
+            fprintf(stderr, "    %s succeeded in a scope although allocation %lld failed\n",
+                    name, (long long)n);
+        CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NOMEM);
+        CHECK_INT(microcrad_scope_size(scope), prefill);
+        CHECK_INT(microcrad_live_values(), live1);
+        if (!CHECK(counts_unchanged(f, counts0)))
+            fprintf(stderr, "    %s moved a reference count when allocation %lld failed\n",
+                    name, (long long)n);
+        CHECK_INT(microcrad_scope_end(scope), MICROCRAD_OK);
+        CHECK_INT(microcrad_live_values(), live0);
+    }
+}
+
+static void test_scopes(const fixture *f)
+{
+    printf("scopes\n");
+    int64_t live0 = microcrad_live_values();
+
+    /* Opening a scope allocates; when that fails, no scope is opened. */
+    int64_t start = microcrad_allocation_count();
+    microcrad_scope *scope = microcrad_scope_begin();
+    CHECK(microcrad_allocation_count() - start >= 1);
+    CHECK_INT(microcrad_scope_end(scope), MICROCRAD_OK);
+    CHECK_INT(microcrad_fail_allocation(1), MICROCRAD_OK);
+    microcrad_clear_error();
+    CHECK(microcrad_scope_begin() == NULL);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NOMEM);
+    Value *v = value_create_leaf(1.0); /* no scope open: the caller's */
+    CHECK_INT(value_release(v), MICROCRAD_OK);
+
+    uint64_t rng = 3;
+    const int32_t sizes[2] = {3, 2};
+    scoped_neuron = microcrad_neuron_create(5, MICROCRAD_ACT_RELU, &rng);
+    scoped_layer = microcrad_layer_create(5, 3, MICROCRAD_ACT_TANH, &rng);
+    scoped_mlp = microcrad_mlp_create(5, 2, sizes, MICROCRAD_ACT_RELU, MICROCRAD_ACT_LINEAR, &rng);
+    CHECK(scoped_neuron && scoped_layer && scoped_mlp);
+    int64_t live_nets = microcrad_live_values();
+
+    /* Once in a new scope (its first chunk), once in a scope whose chunk is full. */
+    const int64_t full = first_chunk_size();
+    const int64_t prefills[2] = {0, full};
+    for (int p = 0; p < 2; p++) {
+        for (size_t i = 0; i < sizeof constructors / sizeof constructors[0]; i++)
+            walk_in_scope(constructors[i].name, constructors[i].make, f, prefills[p], 1);
+        walk_in_scope("value_mul_scalar", make_mul_scalar, f, prefills[p], 1);
+        walk_in_scope("value_scalar_pow", make_scalar_pow, f, prefills[p], 1);
+        walk_in_scope("value_neuron_activation", make_neuron_act, f, prefills[p], 1);
+        walk_in_scope("microcrad_neuron_forward", make_neuron_forward, f, prefills[p], 1);
+        walk_in_scope("microcrad_layer_forward", make_layer_forward, f, prefills[p], 3);
+        walk_in_scope("microcrad_mlp_forward", make_mlp_forward, f, prefills[p], 2);
+    }
+    /* A layer whose outputs do not fit the room left in the chunk. */
+    walk_in_scope("microcrad_layer_forward", make_layer_forward, f, full - 1, 3);
+
+    CHECK_INT(microcrad_live_values(), live_nets);
+    microcrad_neuron_free(scoped_neuron);
+    microcrad_layer_free(scoped_layer);
+    microcrad_mlp_free(scoped_mlp);
+    CHECK_INT(microcrad_live_values(), live0);
+}
+
+/* ------------------------------------------------------------------------------ */
 /* The hook itself, and what must not allocate at all                               */
 /* ------------------------------------------------------------------------------ */
 
@@ -396,6 +551,7 @@ int main(void)
         f.big[i] = value_create_leaf(0.01 * i);
     for (size_t i = 0; i < sizeof constructors / sizeof constructors[0]; i++)
         walk_constructor(constructors[i].name, constructors[i].make, &f);
+    test_scopes(&f);
     for (int i = 0; i < N_FIXTURE; i++)
         value_release(fixture_node(&f, i));
 

@@ -192,7 +192,7 @@ static void test_count_overflow(void)
     Value *a = value_create_leaf(1.0);
     Value *b = value_create_leaf(2.0);
 
-    atomic_store(&a->ref_count, UINT32_MAX - 1);
+    __atomic_store_n(&a->ref_count, UINT32_MAX - 1, __ATOMIC_RELAXED);
     CHECK_INT(value_retain(a), MICROCRAD_OK);
     CHECK_INT(value_ref_count(a), UINT32_MAX);
     CHECK_INT(value_retain(a), MICROCRAD_ERR_OVERFLOW);
@@ -208,7 +208,7 @@ static void test_count_overflow(void)
     CHECK_INT(microcrad_live_values(), live0 + 2);
 
     /* One slot left but two needed: neither is taken. */
-    atomic_store(&a->ref_count, UINT32_MAX - 1);
+    __atomic_store_n(&a->ref_count, UINT32_MAX - 1, __ATOMIC_RELAXED);
     CHECK(value_mul(a, a) == NULL);
     CHECK_INT(value_ref_count(a), UINT32_MAX - 1);
     Value *one = value_pow_const(a, 2.0); /* one slot is enough */
@@ -217,7 +217,7 @@ static void test_count_overflow(void)
     value_release(one);
     CHECK_INT(value_ref_count(a), UINT32_MAX - 1);
 
-    atomic_store(&a->ref_count, 1);
+    __atomic_store_n(&a->ref_count, 1, __ATOMIC_RELAXED);
     value_release(a);
     value_release(b);
     CHECK_INT(microcrad_live_values(), live0);

@@ -22,6 +22,12 @@
  *   - after the program, once every reference and handle is given back, the live
  *     count is exactly what it was before.
  *
+ * Each program runs twice: as it is, and inside a scope (microcrad_scope_begin), where
+ * every result belongs to the scope and the harness takes a reference of its own to
+ * each result it keeps. The second run also checks that the scope holds exactly one
+ * reference per result, that a failed call adds nothing to it, and that ending it
+ * leaves the live count where it was.
+ *
  * Built and run by tests/fuzz/run.sh (clang, -fsanitize=fuzzer,address,undefined).
  */
 #include <microcrad.h>
@@ -73,6 +79,9 @@ typedef struct State {
     uint64_t rng;
     /* Set while an allocation failure is armed: calls may then fail with NOMEM. */
     int failure_armed;
+    /* The scope the program runs in (the second run), and the results it should hold. */
+    microcrad_scope *scope;
+    int64_t scope_results;
 } State;
 
 /* Stops the fuzzer with a message: libFuzzer saves the input as a crash. */
@@ -91,15 +100,31 @@ static Value *pick(State *s, Input *in)
     return s->n_owned > 0 ? s->owned[next_byte(in) % (unsigned)s->n_owned] : NULL;
 }
 
-/* Takes ownership of a new reference (a result). */
-static void keep(State *s, Value *v)
+/* Takes ownership of a reference the harness already holds (it retained it). */
+static void adopt(State *s, Value *v)
 {
-    if (!v)
-        return;
     if (s->n_owned < MAX_OWNED)
         s->owned[s->n_owned++] = v;
     else
         REQUIRE(value_release(v) == MICROCRAD_OK);
+}
+
+/* Takes ownership of a result. Inside a scope the result's reference is the scope's,
+ * so the harness takes one of its own (or, with no room, leaves it to the scope). */
+static void keep(State *s, Value *v)
+{
+    if (!v)
+        return;
+    if (!s->scope) {
+        adopt(s, v);
+        return;
+    }
+    s->scope_results++;
+    REQUIRE(value_ref_count(v) >= 1);
+    if (s->n_owned < MAX_OWNED) {
+        REQUIRE(value_retain(v) == MICROCRAD_OK);
+        s->owned[s->n_owned++] = v;
+    }
 }
 
 /* Gives back the reference in slot i. */
@@ -394,7 +419,7 @@ static void nn(State *s, Input *in)
             REQUIRE(microcrad_mlp_parameters(s->mlps[slot], params, 64) == count);
             Value *p = params[next_byte(in) % (unsigned)count];
             REQUIRE(value_retain(p) == MICROCRAD_OK);
-            keep(s, p);
+            adopt(s, p);
         }
         break;
     default:
@@ -424,6 +449,7 @@ static void fail_next(State *s, Input *in)
     for (int i = 0; i < s->n_owned; i++)
         counts[i] = value_ref_count(s->owned[i]);
     int owned = s->n_owned;
+    int64_t in_scope = s->scope ? microcrad_scope_size(s->scope) : 0;
     int64_t before = microcrad_allocation_count();
 
     microcrad_clear_error();
@@ -439,6 +465,7 @@ static void fail_next(State *s, Input *in)
                  microcrad_last_status() == MICROCRAD_ERR_NOMEM;
     if (checkable && failed && s->n_owned == owned) {
         REQUIRE(microcrad_live_values() == live);
+        REQUIRE(!s->scope || microcrad_scope_size(s->scope) == in_scope);
         for (int i = 0; i < s->n_owned; i++)
             REQUIRE(value_ref_count(s->owned[i]) == counts[i]);
     }
@@ -478,7 +505,7 @@ static void run_instruction(State *s, Input *in, Opcode op)
         Value *v = pick(s, in);
         if (v && s->n_owned < MAX_OWNED) {
             REQUIRE(value_retain(v) == MICROCRAD_OK);
-            keep(s, v);
+            adopt(s, v);
         }
         break;
     }
@@ -519,18 +546,13 @@ static void run_instruction(State *s, Input *in, Opcode op)
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Runs the program of `data`, inside a scope when `in_scope`. */
+static void run_program(const uint8_t *data, size_t size, int in_scope)
 {
-    static int initialised;
-    if (!initialised) {
-        /* Expected errors (NULL operands, NOMEM) would flood the fuzzer's output. */
-        microcrad_set_quiet(1);
-        initialised = 1;
-    }
     const int64_t live_before = microcrad_live_values();
     State s = {.rng = 0x5EEDu};
+    if (in_scope)
+        REQUIRE((s.scope = microcrad_scope_begin()) != NULL);
     Input in = {data, size, 0};
     while (in.pos < in.size)
         run_instruction(&s, &in, (Opcode)(next_byte(&in) % OPCODE_COUNT));
@@ -544,6 +566,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     while (s.n_owned > 0)
         drop(&s, s.n_owned - 1);
+    if (s.scope) {
+        REQUIRE(microcrad_scope_size(s.scope) == s.scope_results);
+        REQUIRE(microcrad_scope_end(s.scope) == MICROCRAD_OK);
+    }
     REQUIRE(microcrad_live_values() == live_before);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    static int initialised;
+    if (!initialised) {
+        /* Expected errors (NULL operands, NOMEM) would flood the fuzzer's output. */
+        microcrad_set_quiet(1);
+        initialised = 1;
+    }
+    run_program(data, size, 0);
+    run_program(data, size, 1);
     return 0;
 }

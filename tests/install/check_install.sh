@@ -7,15 +7,22 @@
 #      other than the configured one, so a hard-coded path would show;
 #   2. checks the installed files, and that the library exports exactly the
 #      functions the header declares with MICROCRAD_API (nothing internal);
-#   3. builds main.c with pkg-config and runs it;
-#   4. builds main.c with find_package(microcrad CONFIG) and runs it.
+#   3. builds main.c with exactly `cc main.c $(pkg-config --cflags --libs microcrad)`
+#      and runs it with no LD_LIBRARY_PATH; builds main.cpp (C++17) the same way;
+#   4. builds main.c with find_package(microcrad CONFIG), and main.cpp from a
+#      C++-only project, and runs them;
+#   5. builds and installs the static library (-DBUILD_SHARED_LIBS=OFF) and links
+#      main.c against it through `pkg-config --static` and through find_package;
+#   6. builds main.c in a project that adds this checkout with add_subdirectory,
+#      and in one that uses FetchContent: only the library is built.
 # Each program must load the installed library, not some other copy.
-# Honours CC. Needs cmake, a C compiler, pkg-config and nm.
+# Honours CC and CXX. Needs cmake, a C and a C++ compiler, pkg-config, nm and objdump.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 cc=${CC:-cc}
+cxx=${CXX:-c++}
 
 step() { printf 'check_install: %s\n' "$*"; }
 fail() {
@@ -23,7 +30,7 @@ fail() {
     exit 1
 }
 
-for tool in cmake "$cc" pkg-config nm; do
+for tool in cmake "$cc" "$cxx" pkg-config nm objdump; do
     command -v "$tool" >/dev/null 2>&1 || fail "'$tool' is not installed"
 done
 
@@ -71,6 +78,17 @@ if [[ $declared != "$exported" ]]; then
 fi
 step "exports match the header: $(echo "$declared" | wc -l) functions"
 
+# The ABI policy (README, "ABI policy"): SONAME libmicrocrad.so.0.MINOR while the
+# version is 0.x, libmicrocrad.so.MAJOR from 1.0 on.
+pc_version=$(sed -n 's/^Version: //p' "$pcdir/microcrad.pc")
+IFS=. read -r major minor _ <<<"$pc_version"
+if ((major == 0)); then expected_soname=libmicrocrad.so.0.$minor; else expected_soname=libmicrocrad.so.$major; fi
+soname=$(objdump -p "$(realpath "$lib")" | awk '$1 == "SONAME" { print $2 }')
+[[ $soname == "$expected_soname" ]] ||
+    fail "the library's SONAME is '$soname', the ABI policy says '$expected_soname'"
+[[ -e $libdir/$soname ]] || fail "no $soname link in $libdir"
+step "SONAME $soname (version $pc_version)"
+
 # A consumer must run against the installed library: its path must be the one
 # the dynamic loader resolves.
 check_loads_installed() {
@@ -100,14 +118,19 @@ static_libs=$(pkg-config --static --libs microcrad)
 step "pkg-config: version $version; cflags: $cflags; libs: $ldflags; static: $static_libs"
 [[ " $static_libs " == *" -lm "* ]] || fail "pkg-config --static --libs lacks -lm"
 
-step "building the pkg-config consumer"
-# Flags after the source, so that linkers using --as-needed keep the library.
-# shellcheck disable=SC2086 # pkg-config output is a list of words
-"$cc" -std=c11 -Wall -Wextra -Wpedantic -Werror $cflags "$here/main.c" \
-    $ldflags -Wl,-rpath,"$libdir" -o "$work/consumer-pkg-config"
+step "building the pkg-config consumer with exactly: $cc main.c \$(pkg-config --cflags --libs microcrad)"
+(cd "$work" && "$cc" "$here/main.c" $(pkg-config --cflags --libs microcrad) -o consumer-pkg-config)
 check_loads_installed "$work/consumer-pkg-config"
-step "running the pkg-config consumer"
-run_consumer "$work/consumer-pkg-config"
+step "running the pkg-config consumer with no LD_LIBRARY_PATH"
+(unset LD_LIBRARY_PATH && run_consumer "$work/consumer-pkg-config")
+
+step "building the C++17 program with pkg-config"
+# shellcheck disable=SC2046 # pkg-config output is a list of words
+"$cxx" -std=c++17 -Wall -Wextra -Wpedantic -Werror "$here/main.cpp" \
+    $(pkg-config --cflags --libs microcrad) -o "$work/consumer-cxx"
+check_loads_installed "$work/consumer-cxx"
+step "running the C++17 program"
+(unset LD_LIBRARY_PATH && run_consumer "$work/consumer-cxx")
 
 # --- 4. CMake find_package consumer ---------------------------------------------
 
@@ -123,5 +146,65 @@ cmake --build "$work/consumer"
 check_loads_installed "$work/consumer/consumer"
 step "running the find_package consumer"
 run_consumer "$work/consumer/consumer"
+
+step "building a C++-only find_package consumer"
+cmake -S "$here/cxx" -B "$work/consumer-cxx-cmake" \
+    -DCMAKE_CXX_COMPILER="$cxx" \
+    -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build "$work/consumer-cxx-cmake"
+check_loads_installed "$work/consumer-cxx-cmake/cxx_consumer"
+run_consumer "$work/consumer-cxx-cmake/cxx_consumer"
+
+# --- 5. the static library ------------------------------------------------------
+
+static_prefix=$work/static-prefix
+step "building and installing the static library into $static_prefix"
+cmake -S "$root" -B "$work/build-static" \
+    -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_BUILD_TYPE=Release \
+    -DBUILD_SHARED_LIBS=OFF \
+    -DMICROCRAD_BUILD_TESTS=OFF \
+    -DMICROCRAD_BUILD_EXAMPLES=OFF
+cmake --build "$work/build-static"
+cmake --install "$work/build-static" --prefix "$static_prefix"
+[[ -z $(find "$static_prefix" -name 'libmicrocrad.so*') ]] ||
+    fail "BUILD_SHARED_LIBS=OFF installed a shared library"
+mapfile -t archives < <(find "$static_prefix" -name 'libmicrocrad.a' -type f)
+((${#archives[@]} == 1)) || fail "expected one libmicrocrad.a under $static_prefix"
+static_pcdir=$(dirname "${archives[0]}")/pkgconfig
+
+check_static() {
+    local program=$1
+    ! ldd "$program" | grep -q libmicrocrad ||
+        fail "$program links a shared libmicrocrad instead of the static library"
+    run_consumer "$program"
+}
+
+step "linking the static library with pkg-config --static"
+static_flags=$(PKG_CONFIG_PATH=$static_pcdir pkg-config --static --cflags --libs microcrad)
+step "pkg-config --static: $static_flags"
+# shellcheck disable=SC2086 # pkg-config output is a list of words
+"$cc" "$here/main.c" $static_flags -o "$work/consumer-static-pkg-config"
+check_static "$work/consumer-static-pkg-config"
+
+step "linking the static library with find_package"
+cmake -S "$here" -B "$work/consumer-static" \
+    -DCMAKE_C_COMPILER="$cc" \
+    -DCMAKE_PREFIX_PATH="$static_prefix" \
+    -DMICROCRAD_EXPECTED_VERSION="$version"
+cmake --build "$work/consumer-static"
+check_static "$work/consumer-static/consumer"
+
+# --- 6. a subproject: add_subdirectory and FetchContent -------------------------
+
+for how in add_subdirectory FetchContent; do
+    step "building a project that adds this checkout with $how"
+    cmake -S "$here/subproject" -B "$work/sub-$how" \
+        -DCMAKE_C_COMPILER="$cc" \
+        -DMICROCRAD_HOW="$how" \
+        -DMICROCRAD_SOURCE="$root"
+    cmake --build "$work/sub-$how"
+    (unset LD_LIBRARY_PATH && run_consumer "$work/sub-$how/consumer")
+done
 
 step "passed"
