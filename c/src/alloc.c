@@ -24,11 +24,13 @@
  *     in hand, before it asks the system for a new chunk. So memory is bounded by the
  *     nodes alive, whichever thread frees them.
  *   - Compact rebuilds. A chunk hands out fresh blocks in address order. When its last
- *     node is freed it is reset, so that it hands its blocks out in address order again;
- *     chunks that became empty are reused oldest first, and chunks that still hold
- *     nodes before empty ones. A graph that is freed and built again lands in the same
- *     memory in the same order, which keeps a large graph as cheap per node as a small
- *     one.
+ *     node is freed it is reset, so that it hands its blocks out in address order again.
+ *     A heap allocates from its oldest chunk that has room (first fit by age, which
+ *     also keeps old chunks full and lets new ones empty), and a chunk that still holds
+ *     nodes has its free list put in address order when it becomes current again. A
+ *     graph that is freed and built again lands in the same memory in the same order,
+ *     which keeps a large graph as cheap per node as a small one. (Within the chunk a
+ *     thread is allocating from, freed blocks are reused most recently freed first.)
  *   - Memory goes back to the system. microcrad_trim() unmaps the calling thread's
  *     empty chunks and those of threads that have exited; a thread that exits unmaps its
  *     empty chunks and leaves the others, with their heap, on an orphan list. A new
@@ -213,17 +215,17 @@ union Block {
 
 /* Where a chunk is filed in its heap. The current chunk of a thread, and a full chunk,
  * are in no list: a full chunk is found again through the blocks freed into it. */
-enum { IN_NO_LIST, IN_PARTIAL, IN_EMPTY };
+enum { IN_NO_LIST, IN_AVAILABLE };
 
 /* The header of a chunk, in its first block. Every field but `heap` is the owner's. */
 struct Chunk {
     Heap *heap;          /* the owner; set when the chunk is made and never changed */
     Block *free;         /* blocks ready to hand out */
     Block *fresh;        /* from here to the end: not handed out since the chunk was empty */
-    Chunk *next, *prev;  /* in the owner's partial or empty list */
+    Chunk *next, *prev;  /* in the owner's list of available chunks */
     uint32_t used;       /* blocks handed out and not yet back on `free` */
-    uint32_t serial;     /* order of creation in the heap: empty chunks are reused oldest first */
-    unsigned char where; /* IN_NO_LIST, IN_PARTIAL or IN_EMPTY */
+    uint32_t serial;     /* order of creation in the heap: the oldest chunk with room is used */
+    unsigned char where; /* IN_NO_LIST or IN_AVAILABLE */
 };
 _Static_assert(sizeof(Chunk) <= POOL_BLOCK, "a chunk's header must fit in its first block");
 _Static_assert(CHUNK_BYTES % POOL_BLOCK == 0 || POOL_BLOCK % 8 == 0, "blocks tile a chunk");
@@ -235,8 +237,7 @@ _Static_assert(CHUNK_BYTES % POOL_BLOCK == 0 || POOL_BLOCK % 8 == 0, "blocks til
  */
 struct Heap {
     _Alignas(64) _Atomic(Block *) remote; /* blocks freed by other threads, not yet back */
-    _Alignas(64) Chunk *partial;           /* chunks that hold nodes and have room */
-    Chunk *empty;                          /* chunks that hold no node, oldest first */
+    _Alignas(64) Chunk *available;         /* chunks with room, but the current one; oldest first */
     size_t chunks;                         /* every chunk of this heap, in a list or not */
     uint32_t next_serial;
     Heap *next_orphan;                     /* in `orphans`, once its thread has exited */
@@ -305,16 +306,6 @@ static Chunk *chunk_of(const void *block)
 static Block *first_block(Chunk *c) { return (Block *)(void *)c + 1; }
 static Block *chunk_end(Chunk *c) { return first_block(c) + CHUNK_CAPACITY; }
 
-static void list_push(Chunk **head, Chunk *c, unsigned char where)
-{
-    c->prev = NULL;
-    c->next = *head;
-    if (*head)
-        (*head)->prev = c;
-    *head = c;
-    c->where = where;
-}
-
 static void list_remove(Chunk **head, Chunk *c)
 {
     if (c->prev)
@@ -326,13 +317,19 @@ static void list_remove(Chunk **head, Chunk *c)
     c->where = IN_NO_LIST;
 }
 
-/* Files an empty chunk, keeping the list ordered by serial (oldest first). It happens
- * once per chunk each time a graph is freed, against thousands of frees. */
-static void file_empty(Heap *h, Chunk *c)
+/* Starts an empty chunk over: its blocks are handed out in address order again. */
+static void reset_chunk(Chunk *c)
 {
     c->free = NULL;
-    c->fresh = first_block(c); /* hand the blocks out in address order again */
-    Chunk **link = &h->empty, *before = NULL;
+    c->fresh = first_block(c);
+}
+
+/* Files a chunk that has room among the available ones, oldest first. It happens when a
+ * full chunk gets its first block back or the current chunk is set aside: once per
+ * chunk each time a graph is freed, against thousands of frees. */
+static void file_available(Heap *h, Chunk *c)
+{
+    Chunk **link = &h->available, *before = NULL;
     while (*link && (*link)->serial < c->serial) {
         before = *link;
         link = &(*link)->next;
@@ -342,18 +339,18 @@ static void file_empty(Heap *h, Chunk *c)
     if (*link)
         (*link)->prev = c;
     *link = c;
-    c->where = IN_EMPTY;
+    c->where = IN_AVAILABLE;
 }
 
-/* Files a chunk that is no thread's current chunk any more, by how full it is. */
+/* Sets aside a chunk that is no thread's current chunk any more. */
 static void file_chunk(Heap *h, Chunk *c)
 {
     if (c->used == 0)
-        file_empty(h, c);
-    else if (c->used < CHUNK_CAPACITY)
-        list_push(&h->partial, c, IN_PARTIAL);
+        reset_chunk(c);
+    if (c->used < CHUNK_CAPACITY)
+        file_available(h, c);
     else
-        c->where = IN_NO_LIST;
+        c->where = IN_NO_LIST; /* full */
 }
 
 /* Moves the next batch of never-used blocks onto the free list (which is empty). */
@@ -366,6 +363,33 @@ static void take_fresh_blocks(Chunk *c)
     first[n - 1].next = NULL;
     c->free = first;
     c->fresh = first + n;
+}
+
+/*
+ * Puts the free list of a chunk that still holds nodes in address order, as it becomes
+ * the current chunk again: its holes are then refilled in the order a fresh chunk hands
+ * out blocks, so a graph rebuilt around long-lived nodes (parameters made before it)
+ * lands where it was. One bit per block marks the free ones (2 KiB on the stack), then
+ * the list is rebuilt from the bits: linear in the blocks, once per chunk picked.
+ */
+static void sort_free_list(Chunk *c)
+{
+    enum { WORDS = (CHUNK_CAPACITY + 63) / 64 };
+    uint64_t is_free[WORDS] = {0};
+    Block *first = first_block(c);
+    for (Block *b = c->free; b; b = b->next) {
+        size_t i = (size_t)(b - first);
+        is_free[i / 64] |= (uint64_t)1 << (i % 64);
+    }
+    Block **link = &c->free;
+    for (size_t w = 0; w < WORDS; w++) {
+        for (uint64_t bits = is_free[w]; bits; bits &= bits - 1) {
+            Block *b = first + w * 64 + (size_t)__builtin_ctzll(bits);
+            *link = b;
+            link = &b->next;
+        }
+    }
+    *link = NULL;
 }
 
 /* Every orphaned heap's empty chunks go back to the system before a new one is mapped. */
@@ -408,41 +432,45 @@ static void unmap_chunk(Heap *h, Chunk *c)
 static int64_t release_empty_chunks(Heap *h)
 {
     int64_t bytes = 0;
-    while (h->empty) {
-        Chunk *c = h->empty;
-        list_remove(&h->empty, c);
-        unmap_chunk(h, c);
-        bytes += (int64_t)CHUNK_BYTES;
+    for (Chunk *c = h->available, *next; c; c = next) {
+        next = c->next;
+        if (c->used == 0) {
+            list_remove(&h->available, c);
+            unmap_chunk(h, c);
+            bytes += (int64_t)CHUNK_BYTES;
+        }
     }
     return bytes;
 }
 
 /* ---- giving blocks back ---------------------------------------------------------- */
 
+/* Whether an available chunk is older than the current one `c`, which should then be
+ * set aside (allocation goes to the oldest chunk with room). */
+static int older_available(const Heap *h, const Chunk *c)
+{
+    return h->available && h->available->serial < c->serial;
+}
+
 /* A chunk has just become not full, or empty: refile it. `*current` is the owner's
  * current chunk (NULL when the heap has no owner running). */
 __attribute__((noinline)) static void chunk_changed(Heap *h, Chunk **current, Chunk *c)
 {
-    if (c == *current) {
-        if (c->used != 0)
-            return; /* the current chunk has room again: nothing to file */
-        /* The current chunk is empty: start it over, unless an older empty chunk is
-         * waiting, which then comes first (a rebuilt graph takes chunks oldest first). */
-        if (h->empty && h->empty->serial < c->serial) {
-            *current = NULL;
-            file_empty(h, c);
-        } else {
-            c->free = NULL;
-            c->fresh = first_block(c);
-        }
-        return;
-    }
-    if (c->used == 0) {
-        if (c->where == IN_PARTIAL)
-            list_remove(&h->partial, c);
-        file_empty(h, c);
+    if (c != *current) {
+        if (c->used == 0)
+            reset_chunk(c); /* already available, in its place */
+        else
+            file_available(h, c); /* it was full */
+    } else if (c->used != 0) {
+        return; /* the current chunk has room again: nothing to file */
     } else {
-        list_push(&h->partial, c, IN_PARTIAL); /* it was full */
+        reset_chunk(c);
+    }
+    /* An older chunk has room now: the next allocation starts there, so that a graph
+     * freed and built again takes its chunks in the same order as the first time. */
+    if (*current && older_available(h, *current)) {
+        file_chunk(h, *current);
+        *current = NULL;
     }
 }
 
@@ -595,12 +623,11 @@ __attribute__((noinline)) static void *refill(ThreadState *t, uint32_t n)
         /* A full current chunk is filed in no list; blocks freed into it file it again. */
         t->current = NULL;
         take_back_remote(h, &t->current);
-        if (h->partial) {
-            c = h->partial;
-            list_remove(&h->partial, c);
-        } else if (h->empty) {
-            c = h->empty;
-            list_remove(&h->empty, c);
+        if (h->available) {
+            c = h->available;
+            list_remove(&h->available, c);
+            if (c->free)
+                sort_free_list(c);
         } else {
             c = map_chunk(h);
             if (!c)
