@@ -203,6 +203,9 @@ enum {
     /* Blocks are handed to the free list a batch at a time (8 KiB), so that a chunk's
      * pages are touched only as they are used and the fast path tests one pointer. */
     FRESH_BATCH = 128,
+    /* A reused chunk's free list is put in address order when it holds this many blocks
+     * at least (see sort_free_list). */
+    SORT_AT_LEAST = 256,
 };
 #define CHUNK_BYTES ((size_t)1 << 20)
 /* Blocks per chunk that can hold nodes: the first block is the header. */
@@ -213,11 +216,12 @@ union Block {
     unsigned char bytes[POOL_BLOCK];
 };
 
-/* Where a chunk is filed in its heap. The current chunk of a thread, and a full chunk,
- * are in no list: a full chunk is found again through the blocks freed into it. */
-enum { IN_NO_LIST, IN_AVAILABLE };
-
-/* The header of a chunk, in its first block. Every field but `heap` is the owner's. */
+/*
+ * The header of a chunk, in its first block. Every field but `heap` is the owner's.
+ * A chunk with room is either its thread's current chunk or in the heap's `available`
+ * list; a full chunk is in no list, and is found again through the blocks freed into
+ * it (the first one files it as available).
+ */
 struct Chunk {
     Heap *heap;          /* the owner; set when the chunk is made and never changed */
     Block *free;         /* blocks ready to hand out */
@@ -225,10 +229,8 @@ struct Chunk {
     Chunk *next, *prev;  /* in the owner's list of available chunks */
     uint32_t used;       /* blocks handed out and not yet back on `free` */
     uint32_t serial;     /* order of creation in the heap: the oldest chunk with room is used */
-    unsigned char where; /* IN_NO_LIST or IN_AVAILABLE */
 };
 _Static_assert(sizeof(Chunk) <= POOL_BLOCK, "a chunk's header must fit in its first block");
-_Static_assert(CHUNK_BYTES % POOL_BLOCK == 0 || POOL_BLOCK % 8 == 0, "blocks tile a chunk");
 
 /*
  * A heap: the chunks of one thread (or, after that thread exited, of nobody until a new
@@ -314,7 +316,6 @@ static void list_remove(Chunk **head, Chunk *c)
         *head = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    c->where = IN_NO_LIST;
 }
 
 /* Starts an empty chunk over: its blocks are handed out in address order again. */
@@ -339,7 +340,6 @@ static void file_available(Heap *h, Chunk *c)
     if (*link)
         (*link)->prev = c;
     *link = c;
-    c->where = IN_AVAILABLE;
 }
 
 /* Sets aside a chunk that is no thread's current chunk any more. */
@@ -348,9 +348,7 @@ static void file_chunk(Heap *h, Chunk *c)
     if (c->used == 0)
         reset_chunk(c);
     if (c->used < CHUNK_CAPACITY)
-        file_available(h, c);
-    else
-        c->where = IN_NO_LIST; /* full */
+        file_available(h, c); /* a full chunk stays in no list */
 }
 
 /* Moves the next batch of never-used blocks onto the free list (which is empty). */
@@ -370,7 +368,8 @@ static void take_fresh_blocks(Chunk *c)
  * the current chunk again: its holes are then refilled in the order a fresh chunk hands
  * out blocks, so a graph rebuilt around long-lived nodes (parameters made before it)
  * lands where it was. One bit per block marks the free ones (2 KiB on the stack), then
- * the list is rebuilt from the bits: linear in the blocks, once per chunk picked.
+ * the list is rebuilt from the bits: linear in the blocks, once per chunk picked, and
+ * only for a list of SORT_AT_LEAST blocks or more.
  */
 static void sort_free_list(Chunk *c)
 {
@@ -417,7 +416,6 @@ static Chunk *map_chunk(Heap *h)
     c->next = c->prev = NULL;
     c->used = 0;
     c->serial = h->next_serial++;
-    c->where = IN_NO_LIST;
     h->chunks++;
     return c;
 }
@@ -626,7 +624,9 @@ __attribute__((noinline)) static void *refill(ThreadState *t, uint32_t n)
         if (h->available) {
             c = h->available;
             list_remove(&h->available, c);
-            if (c->free)
+            /* Ordering a few holes is not worth a pass over the chunk's bitmap. */
+            uint32_t listed = CHUNK_CAPACITY - c->used - (uint32_t)(chunk_end(c) - c->fresh);
+            if (listed >= SORT_AT_LEAST)
                 sort_free_list(c);
         } else {
             c = map_chunk(h);
