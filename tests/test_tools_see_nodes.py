@@ -33,6 +33,20 @@ CC = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
 VALGRIND = shutil.which("valgrind")
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without what a sanitizer run of the test suite adds
+    (a preloaded runtime, its options, the pool switch): the compiler, CMake and the
+    programs under test must run as a user would run them."""
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("LD_PRELOAD", "MICROCRAD_NO_POOL")
+        and not key.endswith("SAN_OPTIONS")
+    }
+    env.update(extra)
+    return env
+
+
 def marked_line(source: Path, mark: str) -> int:
     """The 1-based number of the line of `source` whose comment starts with `mark`."""
     for number, line in enumerate(source.read_text().splitlines(), start=1):
@@ -52,12 +66,15 @@ def release_library() -> Path:
     if cmake is None:
         pytest.skip("cmake is not installed")
     if not (ROOT / "build" / "release" / "CMakeCache.txt").exists():
-        subprocess.run([cmake, "--preset", "release"], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [cmake, "--preset", "release"], cwd=ROOT, check=True, capture_output=True, env=clean_env()
+        )
     subprocess.run(
         [cmake, "--build", "--preset", "release", "--target", "microcrad"],
         cwd=ROOT,
         check=True,
         capture_output=True,
+        env=clean_env(),
     )
     return library
 
@@ -85,16 +102,17 @@ def compile_program(name: str, library: Path, out_dir: Path, *flags: str) -> Pat
         check=True,
         capture_output=True,
         text=True,
+        env=clean_env(),
     )
     return program
 
 
 def run_tool(command: list[str], env_extra: dict[str, str]) -> str:
-    """Runs `command` and returns what it printed on stderr (where the tools report)."""
-    env = dict(os.environ, **env_extra)
-    env.pop("LD_PRELOAD", None)
-    env.pop("MICROCRAD_NO_POOL", None)  # the library must decide by itself
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    """Runs `command` and returns what it printed on stderr (where the tools report).
+    The library must decide by itself whether a tool is watching."""
+    result = subprocess.run(
+        command, capture_output=True, text=True, env=clean_env(**env_extra), timeout=300
+    )
     return result.stderr
 
 
@@ -107,6 +125,7 @@ def asan_available(tmp_path: Path) -> bool:
     built = subprocess.run(
         [CC, "-fsanitize=address", str(probe), "-o", str(tmp_path / "probe")],
         capture_output=True,
+        env=clean_env(),
     )
     return built.returncode == 0
 
