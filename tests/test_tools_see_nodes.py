@@ -67,7 +67,11 @@ def release_library() -> Path:
         pytest.skip("cmake is not installed")
     if not (ROOT / "build" / "release" / "CMakeCache.txt").exists():
         subprocess.run(
-            [cmake, "--preset", "release"], cwd=ROOT, check=True, capture_output=True, env=clean_env()
+            [cmake, "--preset", "release"],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+            env=clean_env(),
         )
     subprocess.run(
         [cmake, "--build", "--preset", "release", "--target", "microcrad"],

@@ -10,8 +10,9 @@
  *   chain: N links alternating x*c and x+c over one shared constant c (N + 2 nodes).
  *
  * Every phase is timed on its own, in CPU time of the thread, and reported in ns per
- * node (every node counted, leaves included). "cold" is the first repetition of a shape at a size, which may
- * take fresh memory from the system; "warm" is the fastest of the later repetitions,
+ * node (every node counted, leaves included). "cold" is the first repetition of a
+ * shape at a size, which may take fresh memory from the system (the first shape's does;
+ * later shapes find the pool warm); "warm" is the fastest of the later repetitions,
  * which reuse the pool. A pool that puts a rebuilt graph back where the first one was,
  * in the same order, keeps the warm cost per node of a large graph close to that of a
  * small one.

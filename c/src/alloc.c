@@ -514,7 +514,10 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static int exit_key_made;
 
 static void thread_exits(void *heap);
-static void make_exit_key(void) { exit_key_made = pthread_key_create(&exit_key, thread_exits) == 0; }
+static void make_exit_key(void)
+{
+    exit_key_made = pthread_key_create(&exit_key, thread_exits) == 0;
+}
 
 /* An orphaned heap if there is one, else a new heap; NULL when out of memory. */
 static Heap *take_heap(void)

@@ -6,15 +6,16 @@
  * If the pool hands blocks back in the order they were freed (a plain free list), the
  * rebuilt graph is scattered over memory and a large graph gets slower per node with
  * every rebuild. The pool instead starts a chunk whose nodes are all freed over from
- * its first block, and reuses empty chunks oldest first, so the rebuilt graph is laid
- * out exactly like the first one.
+ * its first block, allocates from the oldest chunk with room, and puts a reused
+ * chunk's free list in address order, so the rebuilt graph is laid out exactly like
+ * the first one.
  *
  * The check records the address of every node as it is made (leaves, products and
  * sums of a balanced tree over several chunks), releases the graph, builds it again
  * and compares the addresses one by one; then once more after a different graph (a
  * chain) has used and released the same memory in between; then around a node that
- * stays alive, made before the graph, or after it and before a second graph. Plain-malloc builds (sanitizers, Valgrind) have no
- * pool and skip the check.
+ * stays alive, made before the graph, or after it and before a second graph.
+ * Plain-malloc builds (sanitizers, Valgrind) have no pool and skip the check.
  */
 #include "check.h"
 
