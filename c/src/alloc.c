@@ -514,9 +514,16 @@ static pthread_once_t exit_key_once = PTHREAD_ONCE_INIT;
 static int exit_key_made;
 
 static void thread_exits(void *heap);
+
+/* fork() while another thread holds the orphan lock would leave it locked forever in
+ * the child (where that thread does not exist): the lock is taken around fork. */
+static void lock_orphans(void) { pthread_mutex_lock(&orphans_lock); }
+static void unlock_orphans(void) { pthread_mutex_unlock(&orphans_lock); }
+
 static void make_exit_key(void)
 {
     exit_key_made = pthread_key_create(&exit_key, thread_exits) == 0;
+    pthread_atfork(lock_orphans, unlock_orphans, unlock_orphans);
 }
 
 /* An orphaned heap if there is one, else a new heap; NULL when out of memory. */
