@@ -200,9 +200,6 @@ static size_t node_bytes(uint32_t n) { return sizeof(Value) + (size_t)n * sizeof
 enum {
     POOL_OPERANDS = 2,
     POOL_BLOCK = sizeof(Value) + POOL_OPERANDS * sizeof(Value *),
-    /* Blocks are handed to the free list a batch at a time (8 KiB), so that a chunk's
-     * pages are touched only as they are used and the fast path tests one pointer. */
-    FRESH_BATCH = 128,
     /* A reused chunk's free list is put in address order when it holds this many blocks
      * at least (see sort_free_list). */
     SORT_AT_LEAST = 256,
@@ -224,7 +221,7 @@ union Block {
  */
 struct Chunk {
     Heap *heap;          /* the owner; set when the chunk is made and never changed */
-    Block *free;         /* blocks ready to hand out */
+    Block *free;         /* blocks given back, handed out again before fresh ones */
     Block *fresh;        /* from here to the end: not handed out since the chunk was empty */
     Chunk *next, *prev;  /* in the owner's list of available chunks */
     uint32_t used;       /* blocks handed out and not yet back on `free` */
@@ -349,18 +346,6 @@ static void file_chunk(Heap *h, Chunk *c)
         reset_chunk(c);
     if (c->used < CHUNK_CAPACITY)
         file_available(h, c); /* a full chunk stays in no list */
-}
-
-/* Moves the next batch of never-used blocks onto the free list (which is empty). */
-static void take_fresh_blocks(Chunk *c)
-{
-    Block *first = c->fresh, *end = chunk_end(c);
-    size_t n = (size_t)(end - first) < FRESH_BATCH ? (size_t)(end - first) : FRESH_BATCH;
-    for (size_t i = 0; i + 1 < n; i++)
-        first[i].next = &first[i + 1];
-    first[n - 1].next = NULL;
-    c->free = first;
-    c->fresh = first + n;
 }
 
 /*
@@ -611,44 +596,40 @@ static int64_t trim_orphans(void)
 
 /* ---- allocating ------------------------------------------------------------------ */
 
-/* The slow path of storage_for: the current chunk has no free block in hand. Kept out
+/* The slow path of storage_for: the current chunk is full (or there is none). Kept out
  * of line, so that the fast path saves no registers for it. */
 __attribute__((noinline)) static void *refill(ThreadState *t, uint32_t n)
 {
-    Chunk *c = t->current;
-    if (c && c->fresh != chunk_end(c)) {
-        take_fresh_blocks(c);
-    } else {
-        if (allocator_is_malloc())
-            return malloc(node_bytes(n));
-        Heap *h = t->heap;
-        if (!h) {
-            h = take_heap();
-            if (!h)
-                return NULL;
-            t->heap = h;
-        }
-        /* A full current chunk is filed in no list; blocks freed into it file it again. */
-        t->current = NULL;
-        take_back_remote(h, &t->current);
-        if (h->available) {
-            c = h->available;
-            list_remove(&h->available, c);
-            /* Ordering a few holes is not worth a pass over the chunk's bitmap. */
-            uint32_t listed = CHUNK_CAPACITY - c->used - (uint32_t)(chunk_end(c) - c->fresh);
-            if (listed >= SORT_AT_LEAST)
-                sort_free_list(c);
-        } else {
-            c = map_chunk(h);
-            if (!c)
-                return NULL;
-        }
-        t->current = c;
-        if (!c->free)
-            take_fresh_blocks(c);
+    if (allocator_is_malloc())
+        return malloc(node_bytes(n));
+    Heap *h = t->heap;
+    if (!h) {
+        h = take_heap();
+        if (!h)
+            return NULL;
+        t->heap = h;
     }
+    /* A full current chunk is filed in no list; blocks freed into it file it again. */
+    t->current = NULL;
+    take_back_remote(h, &t->current);
+    Chunk *c = h->available;
+    if (c) {
+        list_remove(&h->available, c);
+        /* Ordering a few holes is not worth a pass over the chunk's bitmap. */
+        uint32_t listed = CHUNK_CAPACITY - c->used - (uint32_t)(chunk_end(c) - c->fresh);
+        if (listed >= SORT_AT_LEAST)
+            sort_free_list(c);
+    } else {
+        c = map_chunk(h);
+        if (!c)
+            return NULL;
+    }
+    t->current = c;
     Block *b = c->free;
-    c->free = b->next;
+    if (b)
+        c->free = b->next;
+    else
+        b = c->fresh++; /* a chunk with room and no free list has fresh blocks */
     c->used++;
     return b;
 }
@@ -662,6 +643,12 @@ static inline void *storage_for(ThreadState *t, uint32_t n)
         Block *b = c->free;
         if (b) {
             c->free = b->next;
+            c->used++;
+            return b;
+        }
+        b = c->fresh;
+        if (b != chunk_end(c)) {
+            c->fresh = b + 1;
             c->used++;
             return b;
         }
