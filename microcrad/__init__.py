@@ -10,11 +10,11 @@ A drop-in replacement for micrograd::
     print(x.grad)
 """
 
-from microcrad._lib import MicrocradError, library_version, live_values
+from microcrad._lib import MicrocradError, library_version, live_values, trim
 from microcrad.engine import Value
 from microcrad.tape import Tape
 
-__all__ = ["Value", "Tape", "live_values", "MicrocradError", "__version__"]
+__all__ = ["Value", "Tape", "live_values", "trim", "MicrocradError", "__version__"]
 
 # The package and its C library are versioned together; the loaded library says which.
 __version__: str = library_version()

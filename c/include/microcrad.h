@@ -674,6 +674,34 @@ MICROCRAD_API const char *microcrad_op_name(int op);
 MICROCRAD_API int64_t microcrad_live_values(void);
 
 /**
+ * Memory. Nodes with at most two operands come from a node pool: 1 MiB chunks, each
+ * owned by the thread that made its nodes. A node released on another thread goes back
+ * to its owner (which takes it back before it asks the system for more), so memory is
+ * bounded by the nodes alive, whichever threads create and release them. A graph that
+ * is released and built again reuses the same memory in the same order. When a thread
+ * exits, its chunks that hold no node go back to the system and the others are handed
+ * to a thread created later. Nodes with more operands are malloc blocks.
+ *
+ * Under Valgrind, or in a process with AddressSanitizer or LeakSanitizer, the library
+ * uses plain malloc for every node instead of the pool (decided when it is loaded), so
+ * that those tools report each leaked node and each use after release with the
+ * program's own stacks. microcrad_build_features() then reports
+ * MICROCRAD_BUILD_VALGRIND. The environment variable MICROCRAD_NO_POOL, read when the
+ * library is loaded, overrides the choice: "0" keeps the pool even under a tool (to
+ * measure it with callgrind), any other non-empty value asks for plain malloc.
+ */
+
+/**
+ * Returns idle pool memory to the system: every chunk that holds no live node among
+ * the calling thread's chunks (after taking back the nodes other threads released into
+ * them) and among those of threads that have exited. Chunks of other running threads
+ * are returned when those threads call microcrad_trim() or exit. Never fails; any
+ * thread may call it at any time. Returns the number of bytes given back (0 when nodes
+ * come from plain malloc).
+ */
+MICROCRAD_API int64_t microcrad_trim(void);
+
+/**
  * The message of the last error raised on the calling thread ("" if none yet). The text
  * lives in thread-local storage and is overwritten by the next error on that thread.
  */
@@ -701,7 +729,8 @@ MICROCRAD_API unsigned microcrad_build_features(void);
 #define MICROCRAD_BUILD_ASAN 1u     /**< built with AddressSanitizer */
 #define MICROCRAD_BUILD_TSAN 2u     /**< built with ThreadSanitizer */
 #define MICROCRAD_BUILD_UBSAN 4u    /**< built with UndefinedBehaviorSanitizer */
-#define MICROCRAD_BUILD_VALGRIND 8u /**< plain malloc, no node pool (Valgrind and sanitizer builds) */
+#define MICROCRAD_BUILD_VALGRIND 8u /**< plain malloc, no node pool (Valgrind and sanitizer builds,
+                                        or chosen at load time under Valgrind, ASan or LSan) */
 
 /* ------------------------------------------------------------------------------ */
 /* Test hooks                                                                      */

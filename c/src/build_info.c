@@ -39,8 +39,8 @@ unsigned microcrad_build_features(void)
 #if defined(MICROCRAD_UBSAN)
     features |= MICROCRAD_BUILD_UBSAN;
 #endif
-#if defined(MICROCRAD_PLAIN_MALLOC)
-    features |= MICROCRAD_BUILD_VALGRIND;
-#endif
+    /* Plain malloc by build, or chosen at load time because a tool is watching. */
+    if (mc_pool_bypassed())
+        features |= MICROCRAD_BUILD_VALGRIND;
     return features;
 }

@@ -142,6 +142,11 @@ Value *mc_node_alloc(uint32_t n);
 /* Marks the node DEAD and returns its storage. */
 void mc_node_free(Value *v);
 
+/* Whether nodes bypass the pool and come from plain malloc: in builds for sanitizers
+ * and Valgrind, and in a process that runs under Valgrind or with ASan or LSan (decided
+ * once, when the library is loaded). */
+int mc_pool_bypassed(void);
+
 /* malloc/realloc/free for the library's temporary arrays, counted by the failure hook. */
 void *mc_alloc(size_t bytes);
 void *mc_realloc(void *p, size_t bytes);

@@ -70,7 +70,7 @@ from microcrad._lib._errors import (
     last_failure,
     node_or_raise,
 )
-from microcrad._lib._info import build_features, library_version, live_values
+from microcrad._lib._info import build_features, library_version, live_values, trim
 from microcrad._lib._loading import LIBRARY_ENV_VAR, LIBRARY_FILE_NAME, c
 from microcrad._lib._node_access import node_accessors
 from microcrad._lib._node_view import DIRECT_ACCESS, NodeView
@@ -159,6 +159,7 @@ __all__ = [
     "leaf",
     "library_version",
     "live_values",
+    "trim",
     "neuron",
     "neuron_forward",
     "node_accessors",

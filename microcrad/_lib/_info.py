@@ -17,6 +17,19 @@ def live_values() -> int:
     return count
 
 
+def trim() -> int:
+    """Returns idle node-pool memory to the system; the number of bytes given back.
+
+    Frees every pool chunk that holds no live node among the calling thread's chunks
+    (after taking back the nodes other threads released into them) and those of threads
+    that have exited. Useful after dropping a large graph in a long-running process. In
+    builds and processes where nodes come from plain malloc (sanitizers, Valgrind) it
+    returns 0.
+    """
+    released: int = c.microcrad_trim()
+    return released
+
+
 def library_version() -> str:
     """The version of the loaded C library, "MAJOR.MINOR.PATCH"."""
     version: bytes = c.microcrad_version()

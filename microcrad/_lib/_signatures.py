@@ -128,6 +128,7 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     ("microcrad_op_name", c_char_p, [c_int]),
     # library state
     ("microcrad_live_values", c_int64, []),
+    ("microcrad_trim", c_int64, []),
     ("microcrad_last_error", c_char_p, []),
     ("microcrad_last_status", c_int, []),
     ("microcrad_clear_error", None, []),
