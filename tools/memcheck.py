@@ -29,11 +29,15 @@ What it does:
      log_path, Valgrind's XML), so that pytest's output capture cannot swallow
      them, and copies the command's stderr there too;
   4. parses those files and prints a verdict: each error and leak, attributed
-     to microcrad (a stack frame in libmicrocrad or in this repository's
-     sources) or to something else (the interpreter, libc, third parties).
+     to the program (a frame of the code being checked: the user's program, or
+     this repository's tests, examples and labs), to microcrad (frames of the
+     library only) or to something else (the interpreter, libc, third parties).
+     The verdict line points at the first frame outside the library (where the
+     program called it, or its own faulty line) and, for a Python program
+     stopped by an error, at the Python line too (from faulthandler).
 
 The exit status is 0 when the command succeeded and nothing was attributed to
-microcrad; 1 otherwise; 2 for a usage or build problem. The sanitizers are set
+the program or microcrad; 1 otherwise; 2 for a usage or build problem. The sanitizers are set
 up so that they never replace the command's own exit status (a leak report
 does not turn a passing run into exit code 23, nor a failing one into a pass):
 an ASan or UBSan error aborts the command (SIGABRT), leaks and races are
@@ -76,11 +80,50 @@ _RUNTIME_FRAME = re.compile(
     r"vg_replace_malloc|/valgrind/|_start\b|__libc_start"
 )
 
+# The library's own frames: its shared object, or its sources (c/ in this tree).
+_LIBRARY_SOURCES = str(ROOT / "c") + os.sep
 
-# The library's own allocation path: for a leak, the interesting frame is the first
-# one after these (the operation that made the node, and its caller).
-_ALLOCATOR_FRAME = re.compile(r"(storage_for|grow_pool|mc_node_alloc|mc_node_new|mc_alloc|"
-                              r"mc_realloc)\b")
+# Absolute paths that belong to the system, an interpreter or installed packages: a
+# frame there is neither the library nor the program under test. The interpreter
+# running a Python command adds its own prefixes (see foreign_prefixes).
+_FOREIGN_PATH = re.compile(r"^/(usr|lib|lib32|lib64|bin|sbin|opt|snap|nix)/|"
+                           r"/(site|dist)-packages/|/\.venv/|/\.pyenv/|/ld-linux")
+_FOREIGN_PREFIXES: set[str] = {sys.prefix, sys.base_prefix}
+_ABSOLUTE_PATH = re.compile(r"(/[^\s:()+]+)")
+
+
+def foreign_prefixes(*prefixes: str) -> None:
+    """Adds installation prefixes (an interpreter's sys.prefix...) whose frames are
+    third-party code, neither the library nor the program under test."""
+    _FOREIGN_PREFIXES.update(p.rstrip(os.sep) for p in prefixes if p)
+
+
+def frame_owner(frame: str) -> str:
+    """Who a stack frame belongs to: "runtime" (the sanitizer or Valgrind itself),
+    "library" (libmicrocrad), "program" (the code being checked: a source file or an
+    executable of the user's, anywhere outside system and package folders, this
+    repository's tests, examples and labs included) or "elsewhere" (libc, the
+    interpreter and its extensions, third-party packages, frames with no path)."""
+    if _RUNTIME_FRAME.search(frame):
+        return "runtime"
+    if "libmicrocrad" in frame or _LIBRARY_SOURCES in frame:
+        return "library"
+    match = _ABSOLUTE_PATH.search(frame)
+    if match is None:
+        return "elsewhere"  # relative paths come from prebuilt code (CPython's sources)
+    path = match.group(1)
+    if path.startswith(str(ROOT) + os.sep):
+        # This repository: its tests, examples and labs are programs; its .venv is not.
+        return "elsewhere" if _is_vendored(path) else "program"
+    if _FOREIGN_PATH.search(path) or any(
+            path.startswith(prefix + os.sep) for prefix in _FOREIGN_PREFIXES):
+        return "elsewhere"
+    return "program"
+
+
+def _is_vendored(path: str) -> bool:
+    relative = path[len(str(ROOT)) + 1:]
+    return relative.startswith(".venv" + os.sep)
 
 
 def _is_ours(location: str) -> bool:
@@ -123,6 +166,9 @@ class Finding:
     # A leak that appeared only while a pytest process shut down (see
     # tests/leak_attribution.py, final_check): reported, but not counted as ours.
     at_shutdown: bool = False
+    # For a Python program: the innermost Python line running when the error stopped
+    # the process (from faulthandler's traceback), e.g. 'File "lab.py", line 30 in main'.
+    python_line: str = ""
 
     @property
     def is_leak(self) -> bool:
@@ -134,9 +180,34 @@ class Finding:
         return any(_is_ours(frame) for stack in self.stacks for frame in stack)
 
     @property
+    def in_program(self) -> bool:
+        """Whether a stack frame of the report is in the program being checked."""
+        return bool(self.python_line) or any(
+            frame_owner(frame) == "program" for stack in self.stacks for frame in stack)
+
+    @property
+    def in_library(self) -> bool:
+        return any(frame_owner(frame) == "library" for stack in self.stacks for frame in stack)
+
+    @property
     def ours(self) -> bool:
-        """Whether the finding counts against microcrad."""
-        return self.in_microcrad and not self.at_shutdown
+        """Whether the finding counts against the run: a frame of it is in the library
+        or in the program being checked."""
+        return (self.in_microcrad or self.in_program or self.in_library) and not self.at_shutdown
+
+    @property
+    def owner(self) -> str:
+        """Whom the verdict blames: "program" when the report reaches the program's
+        own code (the library only carried out what the program asked for),
+        "microcrad" when only library frames are involved, "at shutdown" or
+        "elsewhere" when it does not count."""
+        if self.at_shutdown:
+            return "at shutdown"
+        if self.in_program:
+            return "program"
+        if self.in_library or self.in_microcrad:
+            return "microcrad"
+        return "elsewhere"
 
     def signature(self) -> tuple[str, str, tuple[str, ...]]:
         """Identity across repeated reports of the same problem.
@@ -150,15 +221,18 @@ class Finding:
         return (self.tool, kind, first)
 
     def culprit(self) -> str:
-        """The frame to show: the first of ours past the allocator, else the first
-        outside the runtimes."""
+        """The frame to show: the first one of the first stack outside the sanitizer
+        runtime and outside the library (the program's call into the library, or its
+        own faulty line), else the first outside the runtime."""
         frames = [f for stack in self.stacks[:1] for f in stack]
         for frame in frames:
-            if _is_ours(frame) and not _RUNTIME_FRAME.search(frame) and not (
-                    self.is_leak and _ALLOCATOR_FRAME.match(frame)):
+            if frame_owner(frame) == "program":
                 return frame
         for frame in frames:
-            if not _RUNTIME_FRAME.search(frame):
+            if frame_owner(frame) not in ("runtime", "library"):
+                return frame
+        for frame in frames:
+            if frame_owner(frame) != "runtime":
                 return frame
         return frames[0] if frames else "(no stack)"
 
@@ -168,6 +242,8 @@ class Finding:
             "kind": self.kind,
             "headline": self.headline,
             "ours": self.ours,
+            "owner": self.owner,
+            "python_line": self.python_line,
             "at_shutdown": self.at_shutdown,
             "culprit": self.culprit(),
             "frames": [frame for stack in self.stacks for frame in stack],
@@ -334,6 +410,27 @@ def valgrind_suppressions(path: Path) -> list[str]:
 # ---------------------------------------------------------------------------------
 
 
+_FAULTHANDLER_THREAD = re.compile(r"^(Current thread|Thread) 0x[0-9a-f]+ .*most recent call first")
+_FAULTHANDLER_FRAME = re.compile(r'^\s+File "(.+)", line (\d+) in (\S+)')
+
+
+def python_line_at_fault(log_dir: Path) -> str:
+    """The Python line that was running when a sanitizer error stopped a Python
+    program: the innermost frame of the current thread in the traceback that
+    faulthandler (PYTHONFAULTHANDLER=1, set by memcheck) writes to stderr when the
+    sanitizer aborts the process. "" when there is none."""
+    stderr = log_dir / "stderr.txt"
+    if not stderr.is_file():
+        return ""
+    in_current = False
+    for line in stderr.read_text(errors="replace").splitlines():
+        if match := _FAULTHANDLER_THREAD.match(line):
+            in_current = match.group(1) == "Current thread"
+        elif in_current and (match := _FAULTHANDLER_FRAME.match(line)):
+            return f"{match.group(1)}:{match.group(2)} in {match.group(3)}"
+    return ""
+
+
 def collect_findings(log_dir: Path) -> list[Finding]:
     """Every finding in a run directory, duplicates merged, with tests attributed."""
     findings: list[Finding] = []
@@ -342,6 +439,12 @@ def collect_findings(log_dir: Path) -> list[Finding]:
             findings += parse_sanitizer_text(path.read_text(errors="replace"), str(path))
         elif path.name.startswith("valgrind.") and path.suffix == ".xml":
             findings += parse_valgrind_xml(path)
+
+    python_line = python_line_at_fault(log_dir)
+    if python_line:
+        for finding in findings:
+            if not finding.is_leak:
+                finding.python_line = python_line
 
     merged: dict[tuple[str, str, tuple[str, ...]], Finding] = {}
     for finding in findings:
@@ -453,9 +556,12 @@ def _real_python(python: str) -> str:
     path for a venv.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "PYTHONMALLOC")}
-    result = subprocess.run([python, "-c", "import sys; print(sys.executable)"],
-                            env=env, stdout=subprocess.PIPE, text=True, check=True)
-    return result.stdout.strip()
+    result = subprocess.run(
+        [python, "-c", "import sys; print(sys.executable); print(sys.prefix); "
+         "print(sys.base_prefix)"], env=env, stdout=subprocess.PIPE, text=True, check=True)
+    executable, *prefixes = result.stdout.splitlines()
+    foreign_prefixes(*prefixes)  # the interpreter's own frames are not the program's
+    return executable
 
 
 @dataclasses.dataclass
@@ -555,6 +661,9 @@ def environment(tool: str, command: Command, log_dir: Path,
 
     if command.python:
         env["PYTHONMALLOC"] = "malloc"  # pymalloc's arenas hide frees from every tool
+        # When a sanitizer aborts the interpreter, faulthandler prints the Python
+        # stack, and the verdict shows the Python line that made the bad call.
+        env["PYTHONFAULTHANDLER"] = "1"
         env["MICROCRAD_LIB"] = str(build_dir(tool) / "libmicrocrad.so")
         if tool in ("asan", "tsan"):
             # libstdc++ too: the sanitizer's __cxa_throw interceptor looks the real
@@ -574,7 +683,7 @@ def environment(tool: str, command: Command, log_dir: Path,
     return env
 
 
-def valgrind_prefix(command: Command, log_dir: Path) -> list[str]:
+def valgrind_prefix(command: Command, log_dir: Path, track_origins: bool = False) -> list[str]:
     """Valgrind's command line for one run.
 
     There is no --error-exitcode: Valgrind would then replace the command's own exit
@@ -593,6 +702,9 @@ def valgrind_prefix(command: Command, log_dir: Path) -> list[str]:
         "--xml=yes",
         f"--xml-file={log_dir / 'valgrind.%p.xml'}",
     ]
+    if track_origins:
+        # Says where uninitialised memory came from (about twice as slow).
+        prefix.append("--track-origins=yes")
     if command.python:
         prefix.append(f"--suppressions={SUPPRESSIONS / 'valgrind-python.supp'}")
         # CPython 3.11 itself trips Valgrind's uninitialised-value checks (int objects
@@ -618,7 +730,8 @@ def _tee(source: IO[bytes], sinks: Sequence[IO[bytes]]) -> None:
 
 
 def run(tool: str, command: Command, log_dir: Path, cwd: Optional[Path] = None,
-        leak_check: str = "module", stdout: Optional[IO[bytes]] = None) -> int:
+        leak_check: str = "module", stdout: Optional[IO[bytes]] = None,
+        track_origins: bool = False) -> int:
     """Runs one command with the tool; returns its exit status (-N for signal N).
 
     The command's stderr is passed through (or, with `stdout`, sent there too) and
@@ -626,7 +739,8 @@ def run(tool: str, command: Command, log_dir: Path, cwd: Optional[Path] = None,
     log_path in ASan builds) are found.
     """
     env = environment(tool, command, log_dir, leak_check)
-    full = (valgrind_prefix(command, log_dir) if tool == "valgrind" else []) + command.argv
+    full = (valgrind_prefix(command, log_dir, track_origins) if tool == "valgrind"
+            else []) + command.argv
     with open(log_dir / "command.txt", "a") as file:
         file.write(shlex.join(full) + "\n")
     with open(log_dir / "stderr.txt", "ab") as copy:
@@ -694,13 +808,16 @@ def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
     for program, status in zip(programs, verdict.statuses):
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
         print(f"command {how}: {program}", file=out)
+    in_program = [f for f in ours if f.owner == "program"]
     print(f"{_plural(len(errors), 'error')} and {_plural(len(leaks), 'leak')}: "
-          f"{len(ours)} in microcrad, {len(elsewhere)} elsewhere", file=out)
+          f"{len(in_program)} in the program, {len(ours) - len(in_program)} in microcrad, "
+          f"{len(elsewhere)} elsewhere", file=out)
     for finding in ours + elsewhere[:elsewhere_lines]:
-        owner = ("microcrad" if finding.ours else
-                 "at shutdown" if finding.at_shutdown else "elsewhere")
-        print(f"  [{owner}] {finding.tool} {finding.kind}: {finding.headline}", file=out)
+        print(f"  [{finding.owner}] {finding.tool} {finding.kind}: {finding.headline}",
+              file=out)
         print(f"      at {finding.culprit()}", file=out)
+        if finding.python_line:
+            print(f"      Python line: {finding.python_line}", file=out)
         if not finding.ours:
             continue  # which test made a third party leak is of no interest here
         for test in finding.tests:
@@ -733,7 +850,7 @@ def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
         if verdict.command_failed:
             reasons.append("the command failed")
         if ours:
-            reasons.append(f"{_plural(len(ours), 'finding')} in microcrad")
+            reasons.append(f"{_plural(len(ours), 'finding')} in the program or microcrad")
         print(f"memcheck {verdict.tool}: FAILED ({', '.join(reasons)}); "
               f"logs in {verdict.log_dir}", file=out)
 
@@ -807,6 +924,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                         help="for pytest under asan: check for leaks after every test file "
                              "(default; files with a leak are then re-run to pin it on "
                              "one test), after every test, or only at exit")
+    parser.add_argument("--track-origins", action="store_true",
+                        help="valgrind: say where uninitialised values came from "
+                             "(--track-origins=yes; about twice as slow)")
     # Everything after the first `--` is the command, untouched by option parsing.
     argv = list(sys.argv[1:] if argv is None else argv)
     split = argv.index("--") if "--" in argv else len(argv)
@@ -830,13 +950,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         programs = [os.path.abspath(p) for p in command]
         with concurrent.futures.ThreadPoolExecutor(max(1, args.jobs)) as pool:
             statuses = list(pool.map(
-                lambda p: run(args.tool, prepare_command([p]), log_dir, cwd=Path(p).parent),
+                lambda p: run(args.tool, prepare_command([p]), log_dir, cwd=Path(p).parent,
+                              track_origins=args.track_origins),
                 programs))
         prepared = None
     else:
         programs = [shlex.join(command)]
         prepared = prepare_command(command)
-        statuses = [run(args.tool, prepared, log_dir, leak_check=args.leak_check)]
+        statuses = [run(args.tool, prepared, log_dir, leak_check=args.leak_check,
+                        track_origins=args.track_origins)]
 
     if args.tool == "valgrind":
         _write_proposed_suppressions(log_dir)
