@@ -57,8 +57,9 @@ TOOL_NAMES = {
     "tsan": "ThreadSanitizer",
     "canary": "the magic canary (normal build)",
 }
-# What the library prints on stderr when it refuses a call (released or foreign node).
-_LIBRARY_COMPLAINT = re.compile(r"^microcrad: .*$", re.MULTILINE)
+# What the library prints on stderr when it refuses a call (a released or foreign
+# node), and what the Python package raises then.
+_LIBRARY_COMPLAINT = re.compile(r"^(?:microcrad: |\S*MicrocradError: ).*$", re.MULTILINE)
 _VERDICT_MARK = "\n===== memcheck "
 
 

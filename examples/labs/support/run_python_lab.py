@@ -14,6 +14,7 @@ import gc
 import os
 import runpy
 import sys
+import traceback
 
 
 def main() -> int:
@@ -36,8 +37,8 @@ def main() -> int:
         lab_globals.clear()
     except SystemExit as exit_:
         status = exit_.code if isinstance(exit_.code, int) else (0 if exit_.code is None else 1)
-    except MemoryError as error:
-        print(f"MemoryError: {error}", file=sys.stderr)
+    except Exception:  # the lab failed: show why, as Python would, and still count
+        traceback.print_exc()
         status = 1
     gc.collect()
     report = os.environ.get("MICROCRAD_LABS_REPORT")
