@@ -179,3 +179,45 @@ def test_a_copy_that_does_not_compile_is_reported(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "does not compile" in result.stdout
     assert lab.file_name in result.stdout  # the compiler names the student's own file
+
+
+def _allocations(lab: "labs.Lab", program: Path) -> int:
+    """How many allocations the fixed twin's main thread makes in a normal run."""
+    if lab.language == "python":
+        # The Python package allocates through the library too; count by trying:
+        # the first n for which the failure hook is never reached ends the walk.
+        return 0
+    report = program.parent / f".{lab.name}.report"
+    env = dict(os.environ, MICROCRAD_LABS_REPORT=str(report))
+    subprocess.run([str(program)], env=env, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, timeout=120, check=True)
+    counts = dict(line.split() for line in report.read_text().splitlines())
+    report.unlink()
+    return int(counts["allocations"])
+
+
+@pytest.mark.parametrize("number", sorted(LABS), ids=lambda n: f"lab{n}")
+def test_fixed_twin_leaks_nothing_when_any_allocation_fails(number: int) -> None:
+    """Each allocation of the fixed twin is made to fail in turn (the library's
+    microcrad_fail_allocation hook, through support/lab_harness.c or
+    support/run_python_lab.py); under ASan + LSan every such run must end with
+    nothing leaked and no error, whatever the program prints or returns."""
+    lab = LABS[number]
+    reason = _missing("asan")
+    if reason:
+        pytest.skip(reason)
+    labs.build_shipped(lab, "asan")
+    build = labs.memcheck.build_dir("asan")
+    program = lab.fixed if lab.language == "python" else build / "labs" / (lab.name + "_fixed")
+    total = _allocations(lab, program)
+    failures = range(1, total + 1) if total else range(1, 40)
+    tried = 0
+    for n in failures:
+        run = labs.run_program(lab, "asan", program,
+                               extra_env={"MICROCRAD_LABS_FAIL_ALLOCATION": str(n)})
+        tried += 1
+        assert not run.findings, (n, run.report)
+        assert run.live_values in (0, None), (n, run.report)
+        if lab.language == "python" and run.status == 0:
+            break  # allocation n was never reached: every earlier one has been failed
+    assert tried >= 1
