@@ -216,6 +216,9 @@ def run_program(lab: Lab, tool: str, program: Path,
                 log_dir: Optional[Path] = None) -> Run:
     """Runs one lab program (C binary or Python file) under one checker."""
     scratch = Path(tempfile.mkdtemp(prefix=f"labs-{lab.number}-{tool}-"))
+    if log_dir is not None:  # kept after the run: the verdict points there
+        shutil.rmtree(log_dir, ignore_errors=True)
+        log_dir.mkdir(parents=True)
     report_file = scratch / "report.txt"
     preset = PRESETS[tool]
     env = python_env(preset) if lab.language == "python" else dict(os.environ)
@@ -427,7 +430,8 @@ def command_run(args: argparse.Namespace) -> int:
         program = (lab.source if lab.language == "python"
                    else memcheck.build_dir(preset) / "labs" / lab.name)
         print(f"\n===== {TOOL_NAMES[tool]} (build/{preset}) =====", flush=True)
-        run = run_program(lab, tool, program)
+        run = run_program(lab, tool, program,
+                          log_dir=ROOT / "build" / "labs-logs" / f"lab{lab.number}-{tool}")
         print(run.report, end="")
         if not run.findings:
             print(f"\n(no finding: {TOOL_NAMES[tool]} did not catch it this time)")
@@ -475,7 +479,8 @@ def check_lab(lab: Lab, workspace: Path, quiet: bool = False) -> tuple[bool, lis
                 return False, judgements
         if not quiet:
             print(f"running your lab {lab.number} under {TOOL_NAMES[tool]}...", flush=True)
-        judgements.append(judge(lab, run_program(lab, tool, program)))
+        logs = workspace / ".logs" / f"lab{lab.number}-{tool}"
+        judgements.append(judge(lab, run_program(lab, tool, program, log_dir=logs)))
     return all(j.passed for j in judgements), judgements
 
 

@@ -87,7 +87,8 @@ _LIBRARY_SOURCES = str(ROOT / "c") + os.sep
 # frame there is neither the library nor the program under test. The interpreter
 # running a Python command adds its own prefixes (see foreign_prefixes).
 _FOREIGN_PATH = re.compile(r"^/(usr|lib|lib32|lib64|bin|sbin|opt|snap|nix)/|"
-                           r"/(site|dist)-packages/|/\.venv/|/\.pyenv/|/ld-linux")
+                           r"/(site|dist)-packages/|/\.venv/|/\.pyenv/|/ld-linux|"
+                           r"/python-build\.|/Python-\d")  # CPython's sources (pyenv)
 _FOREIGN_PREFIXES: set[str] = {sys.prefix, sys.base_prefix}
 _ABSOLUTE_PATH = re.compile(r"(/[^\s:()+]+)")
 
@@ -228,6 +229,8 @@ class Finding:
         for frame in frames:
             if frame_owner(frame) == "program":
                 return frame
+        if self.python_line:
+            return f"{self.python_line} (the Python line that called the library)"
         for frame in frames:
             if frame_owner(frame) not in ("runtime", "library"):
                 return frame
@@ -816,7 +819,7 @@ def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
         print(f"  [{finding.owner}] {finding.tool} {finding.kind}: {finding.headline}",
               file=out)
         print(f"      at {finding.culprit()}", file=out)
-        if finding.python_line:
+        if finding.python_line and finding.python_line not in finding.culprit():
             print(f"      Python line: {finding.python_line}", file=out)
         if not finding.ours:
             continue  # which test made a third party leak is of no interest here
