@@ -71,6 +71,7 @@ def test_frames_are_sorted_into_runtime_library_program_and_elsewhere() -> None:
     assert owner(f"main {ROOT}/examples/labs/lab1_forgotten_release.c:3") == "program"
     assert owner("(/home/student/a.out+0x11a9)") == "program"
     assert owner("raise (/usr/lib/x86_64-linux-gnu/libc.so.6+0x3c8eb)") == "elsewhere"
+    assert owner("printf ./stdio-common/./stdio-common/printf.c:33") == "elsewhere"
     assert owner("ffi_call (/usr/lib/x86_64-linux-gnu/libffi.so.8+0x7e2d)") == "elsewhere"
     assert owner("f /work/.venv/lib/python3.11/site-packages/numpy/core/x.c:1") == "elsewhere"
 

@@ -90,7 +90,7 @@ _FOREIGN_PATH = re.compile(r"^/(usr|lib|lib32|lib64|bin|sbin|opt|snap|nix)/|"
                            r"/(site|dist)-packages/|/\.venv/|/\.pyenv/|/ld-linux|"
                            r"/python-build\.|/Python-\d")  # CPython's sources (pyenv)
 _FOREIGN_PREFIXES: set[str] = {sys.prefix, sys.base_prefix}
-_ABSOLUTE_PATH = re.compile(r"(/[^\s:()+]+)")
+_ABSOLUTE_PATH = re.compile(r"(?:^|[\s(])(/[^\s:()+]+)")
 
 
 def foreign_prefixes(*prefixes: str) -> None:
