@@ -1,0 +1,51 @@
+"""docs/tour.md runs as written: its C program compiles against the library and
+prints the output shown after it, and its Python examples pass as doctests."""
+
+from __future__ import annotations
+
+import doctest
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import microcrad
+
+ROOT = Path(__file__).resolve().parent.parent
+TOUR = ROOT / "docs" / "tour.md"
+
+
+def test_the_python_examples_pass() -> None:
+    pytest.importorskip("graphviz")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot program is not installed")
+    # A Markdown fence ends an example's expected output, as a blank line would.
+    text = re.sub(r"^```.*$", "", TOUR.read_text(), flags=re.MULTILINE)
+    test = doctest.DocTestParser().get_doctest(text, {}, "tour.md", str(TOUR), 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    result = runner.summarize(verbose=False)
+    assert result.attempted >= 20
+    assert result.failed == 0
+
+
+def test_the_c_program_prints_what_the_tour_shows(tmp_path: Path) -> None:
+    text = TOUR.read_text()
+    blocks = re.findall(r"```c\n(.*?)```\n+```text\n(.*?)```", text, re.DOTALL)
+    assert blocks, "the tour's C program and its output"
+    library = Path(os.environ.get("MICROCRAD_LIB", "")) if os.environ.get("MICROCRAD_LIB") \
+        else Path(microcrad._lib._loading.__file__).parent.parent / "libmicrocrad.so"
+    if not library.is_file():
+        pytest.skip(f"no built library at {library}")
+    for index, (source, expected) in enumerate(blocks):
+        program = tmp_path / f"tour{index}"
+        (tmp_path / f"tour{index}.c").write_text(source)
+        subprocess.run([os.environ.get("CC", "gcc"), "-std=c11", "-Wall", "-Werror",
+                        f"-I{ROOT / 'c' / 'include'}", str(tmp_path / f"tour{index}.c"),
+                        str(library), f"-Wl,-rpath,{library.parent}", "-o", str(program)],
+                       check=True)
+        result = subprocess.run([str(program)], stdout=subprocess.PIPE, text=True, check=True)
+        assert result.stdout == expected
