@@ -32,6 +32,9 @@ def test_the_python_examples_pass() -> None:
     assert result.failed == 0
 
 
+@pytest.mark.skipif(bool(os.environ.get("MICROCRAD_MEMCHECK")),
+                    reason="under tools/memcheck.py the library is a sanitizer build, which a "
+                    "plain gcc program cannot load; the ordinary run covers this")
 def test_the_c_program_prints_what_the_tour_shows(tmp_path: Path) -> None:
     text = TOUR.read_text()
     blocks = re.findall(r"```c\n(.*?)```\n+```text\n(.*?)```", text, re.DOTALL)
