@@ -74,6 +74,15 @@ def test_the_table_lists_at_least_ten_labs_with_both_programs() -> None:
             assert tool == "canary" or tool in lab.catches, (lab.number, tool)
 
 
+def test_every_lab_program_has_an_entry_in_the_table() -> None:
+    """A lab added to examples/labs needs its [[lab]] entry in labs.toml (tools, output,
+    hints), or the runner and these tests would not know it."""
+    names = {lab.name for lab in LABS.values()}
+    shipped = {path.stem for path in labs.LABS_DIR.glob("lab*")
+               if path.suffix in (".c", ".py") and not path.stem.endswith("_fixed")}
+    assert shipped - names == set(), "add these labs to examples/labs/labs.toml"
+
+
 @pytest.mark.parametrize("number", sorted(LABS), ids=lambda n: f"lab{n}")
 def test_check_fails_on_the_untouched_copy_and_passes_on_the_fixed_twin(
         number: int, tmp_path: Path) -> None:

@@ -36,7 +36,6 @@ import subprocess
 import sys
 import tempfile
 import textwrap
-import tomllib
 from pathlib import Path
 from types import ModuleType
 from typing import Optional, Sequence
@@ -108,10 +107,23 @@ class Lab:
         return LABS_DIR / (self.name + "_fixed" + self.suffix)
 
 
+def _read_toml(path: Path) -> dict[str, object]:
+    try:
+        import tomllib  # Python 3.11+
+    except ImportError:  # pragma: no cover - older Pythons
+        try:
+            import tomli as tomllib  # type: ignore[no-redef]
+        except ImportError:
+            raise SystemExit("labs: reading examples/labs/labs.toml needs Python 3.11 or "
+                             "later (or `pip install tomli`)") from None
+    with open(path, "rb") as file:
+        return tomllib.load(file)
+
+
 def load_labs(table: Path = TABLE) -> dict[int, Lab]:
     """The labs of the table by number; a malformed entry is an error that says so."""
-    with open(table, "rb") as file:
-        entries = tomllib.load(file).get("lab", [])
+    entries = _read_toml(table).get("lab", [])
+    assert isinstance(entries, list)
     labs: dict[int, Lab] = {}
     for entry in entries:
         try:
@@ -185,6 +197,9 @@ def build_student(lab: Lab, copy: Path, preset: str) -> Path:
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if result.returncode != 0:
         raise BuildFailed(result.stdout)
+    warnings = [line for line in result.stdout.splitlines() if "warning:" in line]
+    if warnings:  # shown, not fatal: scratch code is allowed to be untidy
+        print("\n".join(["compiler warnings (not errors for your copy):"] + warnings))
     return directory / "labs-workspace" / lab.name
 
 
