@@ -69,22 +69,31 @@ def _trace(root: Value) -> tuple[dict[Value, str], set[tuple[Value, Value]]]:
 def topological_order(root: Value) -> list[Value]:
     """The nodes below ``root``, each after all of its operands (leaves first, the
     root last): the order of the forward computation. ``backward`` visits it in
-    reverse. Iterative, like the library's own sort, so any depth works."""
+    reverse. Operands are taken in operand order, so the order is the same on every
+    run; the walk is iterative, like the library's own sort, so any depth works."""
+    from microcrad import engine  # the handles of nodes reached from the root
+
     root = _check_root(root)
-    order: list[Value] = []
-    seen: set[Value] = {root}
-    stack: list[tuple[Value, bool]] = [(root, False)]
+    order: list[int] = []
+    expanded: set[int] = set()
+    # (node, False): visit its operands first; (node, True): they are all done. A node
+    # is expanded once, when first popped, so that it follows every one of its
+    # operands even when another path pushed it earlier.
+    stack: list[tuple[int, bool]] = [(root._ptr, False)]
     while stack:
         node, operands_done = stack.pop()
         if operands_done:
             order.append(node)
             continue
+        if node in expanded:
+            continue
+        expanded.add(node)
         stack.append((node, True))
-        for child in node._prev:
-            if child not in seen:
-                seen.add(child)
+        for child in reversed(_lib.prev(node)):  # the first operand is visited first
+            if child not in expanded:
                 stack.append((child, False))
-    return order
+    handles = {root._ptr: root}
+    return [handles.get(node) or engine._shared_handles.handle_of(node) for node in order]
 
 
 def _record_label(node: Value, extra: str = "", grad: Optional[float] = None) -> str:

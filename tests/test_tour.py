@@ -52,3 +52,28 @@ def test_the_c_program_prints_what_the_tour_shows(tmp_path: Path) -> None:
                        check=True)
         result = subprocess.run([str(program)], stdout=subprocess.PIPE, text=True, check=True)
         assert result.stdout == expected
+
+
+def _texts(markup: str) -> list[str]:
+    """The words Graphviz wrote into an SVG (or a page of SVGs), without the layout."""
+    return re.findall(r"<text[^>]*>([^<]*)</text>|<p>([^<]*)</p>", markup)
+
+
+def test_the_committed_pictures_are_what_the_code_draws(tmp_path: Path) -> None:
+    pytest.importorskip("graphviz")
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz's dot program is not installed")
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "tour_pictures", ROOT / "docs" / "tour" / "make_pictures.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    made = module.draw(tmp_path)
+    assert [p.name for p in made] == ["multiplication.svg", "backward.html"]
+    text = TOUR.read_text()
+    for picture in made:
+        assert f"tour/{picture.name}" in text
+        committed = (ROOT / "docs" / "tour" / picture.name).read_text()
+        assert _texts(picture.read_text()) == _texts(committed), picture.name
+    assert any("refs" in t for pair in _texts(made[0].read_text()) for t in pair)

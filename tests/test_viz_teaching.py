@@ -100,3 +100,22 @@ def test_render_html_is_one_self_contained_page_with_a_picture_per_frame() -> No
     assert "src=" not in page and "href=\"http" not in page  # nothing to fetch
     assert "passes its grad on" in page and "topo 0" in page and "refs" in page
     assert page.count("fill=\"gold\"") == frames - 1  # one highlighted node per step
+
+
+def test_topological_order_puts_every_node_after_its_operands() -> None:
+    import random
+
+    rng = random.Random(7)
+    pool = [Value(rng.uniform(-1, 1)) for _ in range(4)]
+    for _ in range(60):  # random reuse: many nodes reachable along several paths
+        a, b = rng.choice(pool), rng.choice(pool)
+        pool.append(a * b if rng.random() < 0.5 else a + b)
+    root = Value.sum(pool[-10:])
+    order = viz.topological_order(root)
+    position = {node: i for i, node in enumerate(order)}
+    assert len(position) == len(order)  # each node once
+    for node in order:
+        for operand in node._prev:
+            assert position[operand] < position[node]
+    assert order[-1] == root
+    assert order == viz.topological_order(root)  # the same every time
