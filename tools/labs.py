@@ -186,18 +186,16 @@ class BuildFailed(Exception):
 def build_student(lab: Lab, copy: Path, preset: str) -> Path:
     """Builds the student's copy of a C lab in a preset; returns the program."""
     directory = memcheck.build_dir(preset)
-    # Configures the preset if needed, regenerates it when the lab list changed, and
-    # brings the library up to date.
-    memcheck.build(preset, ["microcrad"])
     _copy_for_build(copy, directory / "labs-workspace" / lab.file_name)
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "TSAN_OPTIONS", "PYTHONMALLOC")}
-    result = subprocess.run(["cmake", "--build", "--preset", preset, "--target",
-                             "student_" + lab.name], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if result.returncode != 0:
-        raise BuildFailed(result.stdout)
-    warnings = [line for line in result.stdout.splitlines() if "warning:" in line]
+    # First the library: configures the preset if needed, and regenerates the build
+    # system when the list of labs changed (before that, make does not know the
+    # student's target). Both under memcheck's build lock.
+    memcheck.build(preset, ["microcrad"])
+    try:
+        output = memcheck.build(preset, ["student_" + lab.name])
+    except SystemExit:  # memcheck has printed the compiler's messages
+        raise BuildFailed("") from None
+    warnings = [line for line in output.splitlines() if "warning:" in line]
     if warnings:  # shown, not fatal: scratch code is allowed to be untidy
         print("\n".join(["compiler warnings (not errors for your copy):"] + warnings))
     return directory / "labs-workspace" / lab.name
@@ -487,8 +485,7 @@ def check_lab(lab: Lab, workspace: Path, quiet: bool = False) -> tuple[bool, lis
         else:
             try:
                 program = build_student(lab, copy, preset)
-            except BuildFailed as failure:
-                print(failure.args[0])
+            except BuildFailed:
                 print(f"labs: your copy of lab {lab.number} does not compile "
                       f"(build/{preset}); the compiler's messages are above")
                 return False, judgements

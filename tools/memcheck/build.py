@@ -17,9 +17,10 @@ def build_dir(tool: str) -> Path:
     return ROOT / "build" / tool
 
 
-def build(tool: str, targets: Sequence[str] = ()) -> None:
+def build(tool: str, targets: Sequence[str] = ()) -> str:
     """Configures the preset if it has never been configured, then builds it (all of
-    it, or only `targets`).
+    it, or only `targets`). Returns the build's output (its warnings, say); on failure
+    prints it and stops (exit status 2).
 
     A lock file serialises concurrent runs (parallel test workers, two stages) on the
     same build directory; the build itself is incremental and quick when current.
@@ -37,11 +38,14 @@ def build(tool: str, targets: Sequence[str] = ()) -> None:
             steps.append(["cmake", "--preset", tool])
         steps.append(["cmake", "--build", "--preset", tool]
                      + [arg for target in targets for arg in ("--target", target)])
+        output = []
         for step in steps:
             result = subprocess.run(step, cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True)
             if result.returncode != 0:
                 sys.stdout.write(result.stdout)
                 die(f"'{shlex.join(step)}' failed (status {result.returncode})")
+            output.append(result.stdout)
+    return "".join(output)
 
 
