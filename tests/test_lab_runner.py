@@ -108,6 +108,10 @@ def test_check_fails_on_the_untouched_copy_and_passes_on_the_fixed_twin(
         else:
             kind = lab.catches[judgement.tool]
             assert any(f" {kind}:" in f for f in judgement.tool_findings), judgement
+            # The verdict points at the student's own copy (its first frame outside the
+            # library, or for Python its line), not at the library.
+            assert any(f"{workspace}/{lab.file_name}:" in f
+                       for f in judgement.tool_findings), judgement
 
     # The same verdict through the command line, which names what is wrong.
     checked = _runner(workspace, "check", str(number))
