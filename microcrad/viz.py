@@ -13,7 +13,8 @@ many examples) is drawn once, with an edge to each use.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Optional
 
 from microcrad import _lib
 from microcrad.engine import Value
@@ -21,7 +22,7 @@ from microcrad.engine import Value
 if TYPE_CHECKING:
     import graphviz  # type: ignore[import-not-found]  # ships no type information
 
-__all__ = ["draw_dot", "to_dot"]
+__all__ = ["draw_dot", "to_dot", "topological_order"]
 
 _RANKDIRS = ("LR", "TB", "RL", "BT")
 
@@ -65,8 +66,39 @@ def _trace(root: Value) -> tuple[dict[Value, str], set[tuple[Value, Value]]]:
     return names, edges
 
 
-def _record_label(node: Value) -> str:
-    fields = f"data {node.data:.4f} | grad {node.grad:.4f}"
+def topological_order(root: Value) -> list[Value]:
+    """The nodes below ``root``, each after all of its operands (leaves first, the
+    root last): the order of the forward computation. ``backward`` visits it in
+    reverse. Operands are taken in operand order, so the order is the same on every
+    run; the walk is iterative, like the library's own sort, so any depth works."""
+    from microcrad import engine  # the handles of nodes reached from the root
+
+    root = _check_root(root)
+    order: list[int] = []
+    expanded: set[int] = set()
+    # (node, False): visit its operands first; (node, True): they are all done. A node
+    # is expanded once, when first popped, so that it follows every one of its
+    # operands even when another path pushed it earlier.
+    stack: list[tuple[int, bool]] = [(root._ptr, False)]
+    while stack:
+        node, operands_done = stack.pop()
+        if operands_done:
+            order.append(node)
+            continue
+        if node in expanded:
+            continue
+        expanded.add(node)
+        stack.append((node, True))
+        for child in reversed(_lib.prev(node)):  # the first operand is visited first
+            if child not in expanded:
+                stack.append((child, False))
+    handles = {root._ptr: root}
+    return [handles.get(node) or engine._shared_handles.handle_of(node) for node in order]
+
+
+def _record_label(node: Value, extra: str = "", grad: Optional[float] = None) -> str:
+    shown = node.grad if grad is None else grad
+    fields = f"data {node.data:.4f} | grad {shown:.4f}{extra}"
     # A label holds the user's text: escape what a record label gives meaning to.
     label = node.label
     if label:
@@ -76,7 +108,11 @@ def _record_label(node: Value) -> str:
     return "{ " + fields + " }"
 
 
-def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR") -> graphviz.Digraph:
+def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", *,
+             show_refcount: bool = False, show_order: bool = False,
+             highlight: Optional[Value] = None,
+             grads: Optional[Mapping[Value, float]] = None,
+             notes: Optional[Mapping[Value, str]] = None) -> graphviz.Digraph:
     """The graph below ``root`` as a ``graphviz.Digraph``, drawn like micrograd's
     ``draw_dot``: a record ``{ label | data | grad }`` per node (the label only when the
     Value has one) and an op node between each result and its operands.
@@ -85,6 +121,14 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR") -> graphviz.
         root: the Value whose graph to draw.
         format: the image format that ``render()`` produces ("svg", "png", ...).
         rankdir: the direction of the edges: "LR" (left to right), "TB", "RL" or "BT".
+        show_refcount: add each node's reference count ("refs N"): the references
+            its consumers in the graph hold, plus one per Python handle of it.
+        show_order: add each node's position in the topological order ("topo i",
+            0 for the first node computed; backward visits them from the last).
+        highlight: a node to fill in colour (the step-through marks the node whose
+            backward step runs).
+        grads: gradients to show instead of the nodes' own (a snapshot).
+        notes: a line of text to add to some nodes' records.
 
     Raises:
         ImportError: the graphviz Python package is not installed.
@@ -96,9 +140,22 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR") -> graphviz.
     if rankdir not in _RANKDIRS:
         raise ValueError(f"rankdir must be one of {', '.join(_RANKDIRS)}, got {rankdir!r}")
     names, edges = _trace(root)
+    position = ({node: i for i, node in enumerate(topological_order(root))}
+                if show_order else {})
     dot = graphviz.Digraph(format=format, graph_attr={"rankdir": rankdir})
     for node, name in names.items():
-        dot.node(name=name, label=_record_label(node), shape="record")
+        extra = ""
+        if show_refcount:
+            extra += f" | refs {_lib.c.value_ref_count(node._ptr)}"
+        if show_order:
+            extra += f" | topo {position[node]}"
+        if notes and node in notes:
+            extra += " | " + notes[node]
+        attributes = ({"style": "filled", "fillcolor": "gold"} if highlight is not None
+                      and node == highlight else {})
+        dot.node(name=name, label=_record_label(node, extra, None if grads is None
+                                                else grads.get(node)),
+                 shape="record", **attributes)
         op = node._op
         if op:
             dot.node(name=name + "_op", label=op)

@@ -1,6 +1,7 @@
 /*
- * Lab 2, fixed: ownership of y passes to print_and_dispose, so the caller does not
- * release it again. See lab2_double_release.c and README.md.
+ * Lab 2, fixed: ownership of y passes to print_and_dispose, so the caller forgets
+ * the pointer and does not release it again. See lab2_double_release.c and
+ * README.md.
  */
 #include <microcrad.h>
 
@@ -15,19 +16,23 @@ static void print_and_dispose(const char *name, Value *v)
 
 int main(void)
 {
+    int status = 1;
     Value *x = value_create_leaf(0.5);
-    Value *y = value_sigmoid(x);
-    if (!x || !y)
-        return 1;
-    value_backward(y);
+    Value *y = x ? value_sigmoid(x) : NULL;
+    if (!y || value_backward(y) != MICROCRAD_OK)
+        goto cleanup;
 
     print_and_dispose("y", y);
     y = NULL; /* FIX: the reference is gone; forget the pointer with it */
+    status = 0;
 
-    int status = value_release(x);
-    if (status != MICROCRAD_OK) {
-        fprintf(stderr, "lab2: value_release(x) failed: %s\n", microcrad_status_string(status));
-        return 1;
+cleanup:
+    if (y && value_release(y) != MICROCRAD_OK) {
+        fprintf(stderr, "lab2: value_release(y) failed: %s\n",
+                microcrad_status_string(microcrad_last_status()));
+        status = 1;
     }
-    return microcrad_live_values() == 0 ? 0 : 1;
+    if (x)
+        value_release(x);
+    return status == 0 && microcrad_live_values() == 0 ? 0 : 1;
 }

@@ -7,7 +7,7 @@
 
 #include <stdio.h>
 
-/* Prints the operands of v. They are borrowed: no release here. */
+/* Prints the operands of v. FIX: they are borrowed, so no release here. */
 static void print_operands(const Value *v)
 {
     for (uint32_t i = 0; i < v->n_prevs; i++)
@@ -17,16 +17,18 @@ static void print_operands(const Value *v)
 int main(void)
 {
     Value *x = value_create_leaf(0.5);
-    Value *y = value_tanh(x);
-    if (!x || !y)
+    Value *y = x ? value_tanh(x) : NULL;
+    if (x)
+        value_release(x); /* fine: y holds its own reference to x */
+    if (!y)
         return 1;
-    value_release(x);
 
     printf("y = tanh(x) = %.6f\n", y->data);
     print_operands(y);
 
-    value_backward(y);
-    printf("d y/d x = %.6f\n", y->prev[0]->grad);
+    int status = value_backward(y);
+    if (status == MICROCRAD_OK)
+        printf("d y/d x = %.6f\n", y->prev[0]->grad);
     value_release(y);
-    return microcrad_live_values() == 0 ? 0 : 1;
+    return status == MICROCRAD_OK && microcrad_live_values() == 0 ? 0 : 1;
 }

@@ -1,9 +1,8 @@
 """Lab 7 - a raw node pointer kept past the life of its Value (Python).
 
 A ``Value`` owns one reference to its C node and gives it back when the object goes
-away. Its private ``_ptr`` is only the node's address: copying it takes no reference.
-This program keeps the address of a temporary result "for later", lets the Value go,
-and then reads the node through the private ctypes bindings.
+away. This program keeps something of a result "for later" and reads the node through
+the private ctypes bindings afterwards.
 
 Caught by: AddressSanitizer under ``tools/memcheck.py asan`` (heap-use-after-free in
 value_data, called from ctypes), and in a normal build by the magic canary: the C
@@ -23,7 +22,7 @@ def main() -> None:
     loss = (x * 4 - 3) ** 2
     loss.backward()
 
-    address = loss._ptr  # BUG: a copy of the address, not a reference
+    address = loss._ptr
     print(f"d loss/d x = {x.grad}")
     del loss  # the last reference: the node is freed here
 
