@@ -6,9 +6,9 @@
  * operands.
  *
  * Caught by: AddressSanitizer (heap-buffer-overflow: in sanitizer builds every node is
- * its own malloc block, 48 bytes plus 8 per operand, and ASan guards its end). A
- * normal build prints the right answer all the same (README.md, lab 5, says why):
- * that is what makes this kind of bug dangerous.
+ * its own malloc block, 48 bytes plus 8 per operand, and ASan guards its end). What a
+ * normal build does depends on what happens to lie after the node (README.md, lab 5,
+ * says why): that is what makes this kind of bug dangerous.
  */
 #include <microcrad.h>
 
