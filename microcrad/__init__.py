@@ -11,10 +11,12 @@ A drop-in replacement for micrograd::
 """
 
 from microcrad._lib import MicrocradError, library_version, live_values
+from microcrad._lib import ReleasedValueError
 from microcrad.engine import Value
 from microcrad.tape import Tape
 
 __all__ = ["Value", "Tape", "live_values", "MicrocradError", "__version__"]
+__all__ += ["ReleasedValueError"]
 
 # The package and its C library are versioned together; the loaded library says which.
 __version__: str = library_version()
