@@ -184,6 +184,8 @@ class SGD(Optimizer):
         super().__init__(values, handle)
 
     def __repr__(self) -> str:
+        if self._handle is None:
+            return f"SGD({len(self.params)} parameters, closed)"
         return (
             f"SGD({len(self.params)} parameters, lr={self.lr}, momentum={self.momentum}, "
             f"weight_decay={self.weight_decay})"
@@ -234,6 +236,8 @@ class Adam(Optimizer):
         super().__init__(values, handle)
 
     def __repr__(self) -> str:
+        if self._handle is None:
+            return f"Adam({len(self.params)} parameters, closed)"
         return (
             f"Adam({len(self.params)} parameters, lr={self.lr}, betas={self.betas}, "
             f"eps={self.eps}, weight_decay={self.weight_decay})"
