@@ -204,6 +204,8 @@ class ValueArray:
 
     def __init__(self, values: Iterable[Value]) -> None:
         pinned = _lib.pin(values, Value, reject=_not_a_value)
+        if None in pinned.nodes:  # no C call checks them before the first use
+            raise _lib.ReleasedValueError()
         self._values = pinned.values
         self._nodes = _lib.BulkNodes(pinned)
 

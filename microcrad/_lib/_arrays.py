@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from ctypes import c_void_p
 from typing import Any, Callable, NoReturn, Optional
 
-from microcrad._lib._errors import ReleasedValueError, check_status
+from microcrad._lib._errors import check_status
 from microcrad._lib._loading import c
 
 # C takes counts of nodes as int32_t.
@@ -108,12 +108,28 @@ def pin(
     Raises:
         TypeError: an item is neither a Value nor taken by ``to_value`` (the exception
             is ``reject(item)`` when given).
-        ReleasedValueError: a Value has already given its node back (it was reached
-            during garbage collection after its finalizer ran).
         ValueError: there are more items than an int32_t counts.
     """
+    values = list(items)
+    # The common case in one pass: every item is exactly a Value.
+    nodes = [value._ptr for value in values if type(value) is value_type]
+    if len(nodes) != len(values):
+        values, nodes = _converted(values, value_type, to_value, reject)
+    # A released Value's _ptr is None, which becomes NULL in the array: the C call
+    # rejects it, and the NULL status is raised as ReleasedValueError.
+    return PinnedNodes(values, nodes)
+
+
+def _converted(
+    items: list[Any],
+    value_type: type,
+    to_value: Callable[[Any], Any] | None,
+    reject: Callable[[Any], Exception] | None,
+) -> tuple[list[Any], list[int]]:
+    """``pin``'s Values and nodes when not every item is exactly a ``value_type``: a
+    subclass's instances are taken as they are, anything else goes through
+    ``to_value`` (or is rejected)."""
     values: list[Any] = []
-    nodes: list[int] = []
     for item in items:
         if not isinstance(item, value_type):
             converted = to_value(item) if to_value is not None else None
@@ -122,12 +138,8 @@ def pin(
                     raise reject(item)
                 raise TypeError(f"expected a {value_type.__name__}, got {type(item).__name__!r}")
             item = converted
-        node = item._ptr
-        if node is None:
-            raise ReleasedValueError()
         values.append(item)
-        nodes.append(node)
-    return PinnedNodes(values, nodes)
+    return values, [value._ptr for value in values]
 
 
 def pin_nodes(nodes: Sequence[int], keep_alive: object) -> PinnedNodes:
