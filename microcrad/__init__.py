@@ -11,12 +11,16 @@ A drop-in replacement for micrograd::
 """
 
 from microcrad._lib import MicrocradError, library_version, live_values
-from microcrad._lib import ReleasedValueError
 from microcrad.engine import Value
 from microcrad.tape import Tape
 
 __all__ = ["Value", "Tape", "live_values", "MicrocradError", "__version__"]
-__all__ += ["ReleasedValueError"]
 
 # The package and its C library are versioned together; the loaded library says which.
 __version__: str = library_version()
+
+# Raised when a Value is used after garbage collection has released it (a Value reached
+# from another object's __del__ in a reference cycle).
+from microcrad._lib import ReleasedValueError  # noqa: E402
+
+__all__ += ["ReleasedValueError"]
