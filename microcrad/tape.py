@@ -177,9 +177,14 @@ class Tape:
         self.__reduce_ex__(None)
 
     def __repr__(self) -> str:
-        if self._handle is None:
-            return "Tape(closed)"
-        return f"Tape({len(self)} nodes, data={self.data})"
+        # One lock for both numbers: another thread may close the tape in between.
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                return "Tape(closed)"
+            size = _c.microcrad_tape_size(handle)
+            data = self._root.data
+        return f"Tape({size} nodes, data={data})"
 
 
 def _not_a_value(item: object) -> TypeError:
