@@ -50,6 +50,9 @@ def release(node: int) -> None:
 
 def create(data: float, operands: PinnedNodes) -> int:
     """A new node holding ``data`` over ``operands`` (a leaf when there are none)."""
+    if not isinstance(operands, PinnedNodes):
+        # Bare addresses are what let operands be freed before C read them.
+        raise TypeError("create takes the operands as pin(values, Value) gives them")
     return node_or_raise(c.value_create(data, operands.count, operands.array))
 
 
