@@ -18,3 +18,9 @@ __all__ = ["Value", "Tape", "live_values", "trim", "MicrocradError", "__version_
 
 # The package and its C library are versioned together; the loaded library says which.
 __version__: str = library_version()
+
+# Raised when a Value is used after garbage collection has released it (a Value reached
+# from another object's __del__ in a reference cycle).
+from microcrad._lib import ReleasedValueError  # noqa: E402
+
+__all__ += ["ReleasedValueError"]

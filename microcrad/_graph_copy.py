@@ -22,9 +22,13 @@ _c = _lib.c
 _MEMO_KEY = object()
 
 
-def copy_node(original: int, operands: list[int]) -> int:
-    """A new node like ``original`` (same op, param, data and grad) over ``operands``,
-    the copies of its operands; the caller owns its reference."""
+def copy_node(original: int, copies: list[Value]) -> int:
+    """A new node like ``original`` (same op, param, data and grad) over the copies of
+    its operands; the caller owns its reference."""
+    from microcrad.engine import Value  # here: the engine imports this module
+
+    pinned = _lib.pin(copies, Value)
+    operands = pinned.nodes
     op = _lib.op_of(original)
     data = _lib.check_number(_c.value_data(original), original)
     grad = _lib.check_number(_c.value_grad(original), original)
@@ -36,11 +40,12 @@ def copy_node(original: int, operands: list[int]) -> int:
         exponent = _lib.param_of(original)
         node = _lib.node_or_raise(_c.value_pow_const(operands[0], exponent), *operands)
     elif op == _lib.OP_SUM:
-        node = _lib.sum_of(operands)
+        node = _lib.sum_of(pinned)
     elif op == _lib.OP_NEURON:  # operands: bias, w0, x0, w1, x1, ...
-        node = _lib.neuron(operands[1::2], operands[2::2], operands[0])
+        weights, inputs = _lib.pin(copies[1::2], Value), _lib.pin(copies[2::2], Value)
+        node = _lib.neuron(weights, inputs, _lib.pin(copies[:1], Value))
     elif op in (_lib.OP_LEAF, _lib.OP_CUSTOM):
-        node = _lib.create(data, operands)
+        node = _lib.create(data, pinned)
     else:
         raise TypeError(f"cannot deep-copy a node of op {_lib.op_name(op)!r}")
     try:
@@ -69,5 +74,5 @@ def copy_graph(root: int, memo: dict[int, Any], wrap: Callable[[int], Value]) ->
             pending.extend(missing)
             continue
         pending.pop()
-        copies[node] = wrap(copy_node(node, [copies[operand]._ptr for operand in operands]))
+        copies[node] = wrap(copy_node(node, [copies[operand] for operand in operands]))
     return copies[root]

@@ -109,6 +109,16 @@ def _adopt_shared(node: int) -> Value:
     return value
 
 
+def _number_leaf(number: object) -> Value | None:
+    """A new leaf Value holding ``number``, or None when it is not a real number."""
+    node = temporary_leaf(number)
+    return None if node is None else _adopt(node)
+
+
+def _unsupported_term(term: object) -> TypeError:
+    return unsupported(term, "term")
+
+
 def _copy_label_and_op(source: Value, target: Value) -> None:
     """Gives ``target`` the label and ``_op`` text that ``source`` was given, if any."""
     for name in _LABEL_AND_OP:
@@ -196,7 +206,7 @@ class Value:
             for child in children:
                 if not isinstance(child, Value):
                     raise TypeError(f"_children must be Values, got {type(child).__name__!r}")
-            node = _lib.create(number, [child._ptr for child in children])
+            node = _lib.create(number, _lib.pin(children, Value))
         # __init__ may be called again on a live object: start afresh, and give the old
         # node back.
         previous = getattr(self, "_ptr", None)
@@ -433,22 +443,8 @@ class Value:
         Raises:
             TypeError: a term is neither a Value nor a real number.
         """
-        nodes: list[int] = []
-        leaves: list[int] = []
-        try:
-            for term in terms:
-                if isinstance(term, Value):
-                    nodes.append(term._ptr)
-                    continue
-                leaf = temporary_leaf(term)
-                if leaf is None:
-                    raise unsupported(term, "term")
-                leaves.append(leaf)
-                nodes.append(leaf)
-            return _adopt(_lib.sum_of(nodes))
-        finally:
-            for leaf in leaves:
-                _c.value_release(leaf)
+        # pin holds every term (a generator's too) until value_sum has retained them.
+        return _adopt(_lib.sum_of(_lib.pin(terms, Value, _number_leaf, _unsupported_term)))
 
     # ---------------------------------------------------------------------------
     # Gradients

@@ -20,10 +20,11 @@ Beyond micrograd, a neuron's non-linearity can be chosen::
 
 from __future__ import annotations
 
+import copy
 import numbers
 import random
 from collections.abc import Iterable, Sequence
-from typing import Any, Union
+from typing import Any, NoReturn, Union
 
 from microcrad import _lib
 from microcrad.engine import Value, _adopt
@@ -65,33 +66,60 @@ def _check_count(count: object, name: str, minimum: int) -> int:
     return int(count)
 
 
-class _Inputs:
+def _input_leaf(xi: object) -> Value | None:
+    """A number input as a new leaf, as micrograd wraps it in a Value (None for what is
+    not a number)."""
+    if isinstance(xi, numbers.Real):
+        return _adopt(_lib.leaf(float(xi)))
+    return None
+
+
+def _bad_input(xi: object) -> TypeError:
+    return TypeError(f"an input must be a Value or a number, not {type(xi).__name__!r}")
+
+
+def _inputs(x: Iterable[Input]) -> _lib.PinnedNodes:
     """A neuron's inputs as a C array, made once per layer call and shared by its
-    neurons.
-
-    Numbers become new leaves, as micrograd wraps them in Values; the Values are kept
-    here so that every node in the array stays alive while the array is in use.
-    """
-
-    __slots__ = ("values", "array")
-
-    def __init__(self, x: Iterable[Input]) -> None:
-        if isinstance(x, Value):
-            raise TypeError("the inputs must be a sequence of Values or numbers, not one Value")
-        values: list[Value] = []
-        for xi in x:
-            if isinstance(xi, Value):
-                values.append(xi)
-            elif isinstance(xi, numbers.Real):
-                values.append(_adopt(_lib.leaf(float(xi))))
-            else:
-                raise TypeError(f"an input must be a Value or a number, not {type(xi).__name__!r}")
-        self.values = values
-        self.array = _lib.pointer_array([value._ptr for value in values])
+    neurons; it holds the Values (numbers become new leaves) while it is in use."""
+    if isinstance(x, Value):
+        raise TypeError("the inputs must be a sequence of Values or numbers, not one Value")
+    return _lib.pin(x, Value, _input_leaf, _bad_input)
 
 
 class Module:
-    """The base class of networks: something with parameters that can be trained."""
+    """The base class of networks: something with parameters that can be trained.
+
+    ``copy.copy`` gives a module sharing the parameters, ``copy.deepcopy`` one with
+    parameters of its own (trainable without touching the original's). Pickling raises
+    TypeError: the parameters are Values, handles of nodes in the C library's memory.
+    """
+
+    def __getstate__(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def __copy__(self) -> Module:
+        clone = type(self).__new__(type(self))
+        clone.__setstate__(self.__getstate__())
+        return clone
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Module:
+        clone = type(self).__new__(type(self))
+        memo[id(self)] = clone
+        clone.__setstate__(copy.deepcopy(self.__getstate__(), memo))
+        return clone
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        raise TypeError(
+            f"cannot pickle a microcrad {type(self).__name__}: its parameters are Values, "
+            f"handles of nodes in the C library's memory; save "
+            f"[p.data for p in model.parameters()] and load them into a new model instead"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        self.__reduce_ex__(None)
 
     def zero_grad(self) -> None:
         """Sets the gradient of every parameter to 0."""
@@ -138,11 +166,11 @@ class Neuron(Module):
         w, b = self.w, self.b
         if not all(isinstance(wi, Value) for wi in w) or not isinstance(b, Value):
             raise TypeError("a neuron's weights and bias must be Values")
-        params = _lib.NodeArray([wi._ptr for wi in w] + [b._ptr])
+        params = _lib.NodeArray(_lib.pin([*w, b], Value))
         self._held_w, self._held_b = list(w), b
         return params
 
-    def _forward(self, inputs: _Inputs) -> Value:
+    def _forward(self, inputs: _lib.PinnedNodes) -> Value:
         # micrograd's w and b are plain attributes that code may replace; the cached
         # array follows such a change. Comparing the lists costs little: their items
         # are compared by identity first.
@@ -150,7 +178,7 @@ class Neuron(Module):
         if params is None or self.w != self._held_w or self.b is not self._held_b:
             params = self._params = self._pack()
         activation = _ACTIVATION_OPS[self.activation] if self.nonlin else _lib.OP_LEAF
-        return _adopt(_lib.neuron_forward(params, inputs.array, activation))
+        return _adopt(_lib.neuron_forward(params, inputs, activation))
 
     # Copies (copy.copy, copy.deepcopy) leave the C array out and build their own on
     # their first call: a deep copy has new parameters, which the array must point to.
@@ -172,7 +200,7 @@ class Neuron(Module):
             ValueError: ``x`` does not have ``nin`` items (micrograd would silently
                 use only the first ones).
         """
-        return self._forward(_Inputs(x))
+        return self._forward(_inputs(x))
 
     def parameters(self) -> list[Value]:
         """The weights, then the bias."""
@@ -196,13 +224,13 @@ class Layer(Module):
         nout = _check_count(nout, "nout", 1)
         self.neurons = [Neuron(nin, **kwargs) for _ in range(nout)]
 
-    def _forward(self, inputs: _Inputs) -> list[Value]:
+    def _forward(self, inputs: _lib.PinnedNodes) -> list[Value]:
         return [n._forward(inputs) for n in self.neurons]
 
     def __call__(self, x: Iterable[Input]) -> Value | list[Value]:
         """The outputs of the neurons, in order; a single Value when there is one
         neuron (as in micrograd)."""
-        out = self._forward(_Inputs(x))
+        out = self._forward(_inputs(x))
         return out[0] if len(out) == 1 else out
 
     def parameters(self) -> list[Value]:
@@ -241,11 +269,11 @@ class MLP(Module):
 
     def __call__(self, x: Iterable[Input]) -> Value | list[Value]:
         """The last layer's outputs; a single Value when it has one neuron."""
-        inputs = _Inputs(x)
+        inputs = _inputs(x)
         for layer in self.layers[:-1]:
             # Inner layers pass their outputs on as a list, so that a layer of one
             # neuron feeds the next one too (micrograd would hand over a bare Value).
-            inputs = _Inputs(layer._forward(inputs))
+            inputs = _inputs(layer._forward(inputs))
         out = self.layers[-1]._forward(inputs)
         return out[0] if len(out) == 1 else out
 

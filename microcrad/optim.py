@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import threading
 from collections.abc import Iterable
 from typing import Any
 
@@ -66,10 +67,14 @@ def _parameter_list(params: Iterable[Value]) -> list[Value]:
     return values
 
 
-class Optimizer:
+class Optimizer(_lib.Uncopyable):
     """The base of ``SGD`` and ``Adam``: a C optimizer over fixed parameters.
 
-    Not meant to be made directly; the subclasses create the C object.
+    Not meant to be made directly; the subclasses create the C object. Its methods and
+    ``close()`` may be called from several threads: a lock makes each call see the
+    optimizer either open or closed, never freed in the middle of a step. Copying,
+    deep-copying and pickling raise TypeError: the state (momentum buffers, Adam's
+    moments) lives in the C library, which has no way to duplicate it.
 
     Attributes:
         params: the parameters, in the order given (the list the optimizer updates;
@@ -77,37 +82,49 @@ class Optimizer:
     """
 
     _handle: int | None = None
+    _copy_advice = "make a new optimizer over the parameters you want it to update"
 
     def __init__(self, params: list[Value], handle: int) -> None:
+        # Serialises use against close(): without it, another thread could free the
+        # handle between a method reading it and its C call, which would then step a
+        # freed optimizer, or a new one that malloc put at the same address.
+        self._lock = threading.Lock()
         self._handle = handle
         self.params = params
 
     def _live_handle(self) -> int:
+        # Called with self._lock held.
         if self._handle is None:
             raise ValueError(f"the {type(self).__name__} optimizer is closed")
         return self._handle
 
     def step(self) -> None:
         """Updates every parameter once from its gradient, in one C call."""
-        _lib.optimizer_step(self._live_handle())
+        with self._lock:
+            _lib.optimizer_step(self._live_handle())
 
     def zero_grad(self) -> None:
         """Sets the gradient of every parameter to 0, in one C call."""
-        _lib.optimizer_zero_grad(self._live_handle())
+        with self._lock:
+            _lib.optimizer_zero_grad(self._live_handle())
 
     def step_zero_grad(self) -> None:
         """``step()`` then ``zero_grad()`` in one pass over the parameters (one C call):
         the usual end of a training step when the next backward accumulates into them."""
-        _lib.optimizer_step_zero_grad(self._live_handle())
+        with self._lock:
+            _lib.optimizer_step_zero_grad(self._live_handle())
 
     @property
     def lr(self) -> float:
         """The learning rate; set it between steps for a schedule."""
-        return _lib.optimizer_lr(self._live_handle())
+        with self._lock:
+            return _lib.optimizer_lr(self._live_handle())
 
     @lr.setter
     def lr(self, value: float) -> None:
-        _lib.optimizer_set_lr(self._live_handle(), _hyperparameter(value, "lr"))
+        rate = _hyperparameter(value, "lr")
+        with self._lock:
+            _lib.optimizer_set_lr(self._live_handle(), rate)
 
     def close(self) -> None:
         """Frees the C optimizer and gives back its references to the parameters.
@@ -115,12 +132,14 @@ class Optimizer:
         Happens by itself when the object goes away; afterwards the optimizer can no
         longer be used. Calling it again does nothing.
         """
-        handle, self._handle = self._handle, None
-        if handle is not None:
-            _lib.optimizer_free(handle)
+        with self._lock:
+            handle, self._handle = self._handle, None
+            if handle is not None:
+                _lib.optimizer_free(handle)
 
     def __del__(self, _free: Any = _lib.optimizer_free) -> None:
         # _free is bound early: at interpreter shutdown the module globals may be gone.
+        # No lock: nothing else can be using an object that is being destroyed.
         handle = self._handle
         if handle is not None:
             self._handle = None
@@ -161,10 +180,12 @@ class SGD(Optimizer):
         self.momentum = _hyperparameter(momentum, "momentum")
         self.weight_decay = _hyperparameter(weight_decay, "weight_decay")
         rate = _hyperparameter(lr, "lr")
-        handle = _lib.sgd_create([p._ptr for p in values], rate, self.momentum, self.weight_decay)
+        handle = _lib.sgd_create(_lib.pin(values, Value), rate, self.momentum, self.weight_decay)
         super().__init__(values, handle)
 
     def __repr__(self) -> str:
+        if self._handle is None:
+            return f"SGD({len(self.params)} parameters, closed)"
         return (
             f"SGD({len(self.params)} parameters, lr={self.lr}, momentum={self.momentum}, "
             f"weight_decay={self.weight_decay})"
@@ -210,11 +231,13 @@ class Adam(Optimizer):
         self.weight_decay = _hyperparameter(weight_decay, "weight_decay")
         rate = _hyperparameter(lr, "lr")
         handle = _lib.adam_create(
-            [p._ptr for p in values], rate, *self.betas, self.eps, self.weight_decay
+            _lib.pin(values, Value), rate, *self.betas, self.eps, self.weight_decay
         )
         super().__init__(values, handle)
 
     def __repr__(self) -> str:
+        if self._handle is None:
+            return f"Adam({len(self.params)} parameters, closed)"
         return (
             f"Adam({len(self.params)} parameters, lr={self.lr}, betas={self.betas}, "
             f"eps={self.eps}, weight_decay={self.weight_decay})"

@@ -36,9 +36,10 @@ Python threads take turns rather than race, as ``Value.backward()`` calls do.
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NoReturn
 
 from microcrad import _lib
 from microcrad._numbers import as_float
@@ -81,8 +82,9 @@ class Tape:
     @property
     def root(self) -> Value:
         """The recorded root (until the tape is closed)."""
-        self._live()
-        return self._root
+        with self._lock:
+            self._live()
+            return self._root
 
     def forward(self) -> None:
         """Recomputes every node's data from its operands, operands first, from the
@@ -105,7 +107,10 @@ class Tape:
     def data(self) -> float:
         """The root's data: after ``forward()``, the recomputed result."""
         with self._lock:
-            return float(_c.microcrad_tape_data(self._live()))
+            self._live()
+            # The root's own data (which is what microcrad_tape_data reads): NaN is then
+            # only ever the result, never a failure to tell apart from it.
+            return self._root.data
 
     def __len__(self) -> int:
         """The number of recorded nodes (leaves included)."""
@@ -138,10 +143,52 @@ class Tape:
             self._handle = None
             _free(handle)
 
+    # Copies: a copy records the same graph again (a tape of its own, over the same
+    # nodes), a deep copy records a deep copy of the graph (so, within one
+    # copy.deepcopy call, over the copied model's parameters). A copy of a closed
+    # tape is closed. Pickling raises TypeError, as a Value's does.
+
+    def _closed_twin(self) -> Tape:
+        twin: Tape = object.__new__(Tape)
+        twin._lock = threading.Lock()
+        twin._handle = None
+        twin._root = None  # type: ignore[assignment]
+        return twin
+
+    def __copy__(self) -> Tape:
+        with self._lock:
+            root = self._root if self._handle is not None else None
+        return self._closed_twin() if root is None else Tape(root)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Tape:
+        with self._lock:
+            root = self._root if self._handle is not None else None
+        twin = self._closed_twin() if root is None else Tape(copy.deepcopy(root, memo))
+        memo[id(self)] = twin
+        return twin
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError(
+            "cannot pickle a microcrad Tape: it records a graph in the C library's "
+            "memory; rebuild the graph and record it again instead"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        self.__reduce_ex__(None)
+
     def __repr__(self) -> str:
-        if self._handle is None:
-            return "Tape(closed)"
-        return f"Tape({len(self)} nodes, data={self.data})"
+        # One lock for both numbers: another thread may close the tape in between.
+        with self._lock:
+            handle = self._handle
+            if handle is None:
+                return "Tape(closed)"
+            size = _c.microcrad_tape_size(handle)
+            data = self._root.data
+        return f"Tape({size} nodes, data={data})"
+
+
+def _not_a_value(item: object) -> TypeError:
+    return TypeError(f"a ValueArray holds Values, not {type(item).__name__!r}")
 
 
 class ValueArray:
@@ -161,14 +208,11 @@ class ValueArray:
     __slots__ = ("_values", "_nodes")
 
     def __init__(self, values: Iterable[Value]) -> None:
-        items = list(values)
-        for item in items:
-            if not isinstance(item, Value):
-                raise TypeError(f"a ValueArray holds Values, not {type(item).__name__!r}")
-        if len(items) > 2**31 - 1:
-            raise ValueError(f"too many Values for one array: {len(items)}")
-        self._values = items
-        self._nodes = _lib.BulkNodes([item._ptr for item in items])
+        pinned = _lib.pin(values, Value, reject=_not_a_value)
+        if None in pinned.nodes:  # no C call checks them before the first use
+            raise _lib.ReleasedValueError()
+        self._values = pinned.values
+        self._nodes = _lib.BulkNodes(pinned)
 
     def __len__(self) -> int:
         return len(self._values)
@@ -201,6 +245,26 @@ class ValueArray:
     def grad(self) -> list[float]:
         """Every Value's grad, in one call."""
         return self._nodes.grad()
+
+    # A copy holds the same Values, a deep copy copies of them (as copying a list of
+    # Values would); each has a C array of its own. Pickling raises TypeError.
+
+    def __copy__(self) -> ValueArray:
+        return ValueArray(self._values)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ValueArray:
+        twin = ValueArray(copy.deepcopy(self._values, memo))
+        memo[id(self)] = twin
+        return twin
+
+    def __reduce_ex__(self, protocol: object) -> NoReturn:
+        raise TypeError(
+            "cannot pickle a microcrad ValueArray: it holds Values, handles of nodes in "
+            "the C library's memory; save its data() instead"
+        )
+
+    def __reduce__(self) -> NoReturn:
+        self.__reduce_ex__(None)
 
     def __repr__(self) -> str:
         return f"ValueArray({len(self._values)} values)"

@@ -124,7 +124,9 @@ def test_deepcopy_of_a_neuron_node() -> None:
     from microcrad.engine import _adopt
 
     weights, inputs, bias = [Value(0.5), Value(-2.0)], [Value(3.0), Value(1.0)], Value(0.25)
-    node = _adopt(_lib.neuron([w._ptr for w in weights], [x._ptr for x in inputs], bias._ptr))
+    node = _adopt(
+        _lib.neuron(_lib.pin(weights, Value), _lib.pin(inputs, Value), _lib.pin([bias], Value))
+    )
     clone = copy.deepcopy(node)
     assert clone.data == node.data == 0.25 + 0.5 * 3.0 - 2.0 * 1.0
     clone.backward()

@@ -213,9 +213,9 @@ def test_neuron_forward_is_a_neuron_node_and_its_activation(op: int) -> None:
     w = [Value(v) for v in (0.5, -1.25, 2.0)]
     x = [Value(v) for v in (1.0, 0.75, -0.5)]
     b = Value(0.125)
-    params = _lib.NodeArray([wi._ptr for wi in w] + [b._ptr])
+    params = _lib.NodeArray(_lib.pin([*w, b], Value))
     node = Value.__new__(Value)
-    node._ptr = _lib.neuron_forward(params, _lib.pointer_array([xi._ptr for xi in x]), op)
+    node._ptr = _lib.neuron_forward(params, _lib.pin(x, Value), op)
     pre = b + w[0] * x[0] + w[1] * x[1] + w[2] * x[2]
     expected = {
         _lib.OP_LEAF: pre,
@@ -233,8 +233,8 @@ def test_neuron_forward_is_a_neuron_node_and_its_activation(op: int) -> None:
 def test_step_zero_grad_is_step_then_zero_grad() -> None:
     fused = [Value(v) for v in (1.0, -2.0, 0.5)]
     pair = [Value(v) for v in (1.0, -2.0, 0.5)]
-    a = _lib.adam_create([p._ptr for p in fused], 0.1, 0.9, 0.999, 1e-8, 0.01)
-    b = _lib.adam_create([p._ptr for p in pair], 0.1, 0.9, 0.999, 1e-8, 0.01)
+    a = _lib.adam_create(_lib.pin(fused, Value), 0.1, 0.9, 0.999, 1e-8, 0.01)
+    b = _lib.adam_create(_lib.pin(pair, Value), 0.1, 0.9, 0.999, 1e-8, 0.01)
     try:
         for step in range(3):
             for i, (p, q) in enumerate(zip(fused, pair)):

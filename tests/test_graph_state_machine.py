@@ -327,7 +327,7 @@ class GraphMachine(RuleBasedStateMachine):
         total = 0.0
         for i, node in enumerate(nodes):
             total = node.data if i == 0 else total + node.data
-        return Ticket(self._adopt(_lib.sum_of([n.ptr for n in nodes]), _lib.OP_SUM, nodes,
+        return Ticket(self._adopt(_lib.sum_of(_lib.pin_nodes([n.ptr for n in nodes], nodes)), _lib.OP_SUM, nodes,
                                   total))
 
     @rule(target=tickets, pairs=st.lists(st.tuples(tickets, tickets), max_size=3),
@@ -338,14 +338,16 @@ class GraphMachine(RuleBasedStateMachine):
         total = bias.node.data
         for w, x in zip(weights, inputs):
             total = total + w.data * x.data
-        ptr = _lib.neuron([n.ptr for n in weights], [n.ptr for n in inputs], bias.node.ptr)
+        ptr = _lib.neuron(_lib.pin_nodes([n.ptr for n in weights], weights),
+                          _lib.pin_nodes([n.ptr for n in inputs], inputs),
+                          _lib.pin_nodes([bias.node.ptr], bias))
         operands = [bias.node] + [n for pair in zip(weights, inputs) for n in pair]
         return Ticket(self._adopt(ptr, _lib.OP_NEURON, operands, total))
 
     @rule(target=tickets, data=numbers, operands=st.lists(tickets, min_size=1, max_size=3))
     def custom(self, data: float, operands: list[Ticket]) -> Ticket:
         nodes = [t.node for t in operands]
-        return Ticket(self._adopt(_lib.create(data, [n.ptr for n in nodes]), _lib.OP_CUSTOM,
+        return Ticket(self._adopt(_lib.create(data, _lib.pin_nodes([n.ptr for n in nodes], nodes)), _lib.OP_CUSTOM,
                                   nodes, data))
 
     # --- references -----------------------------------------------------------------
@@ -426,7 +428,7 @@ class GraphMachine(RuleBasedStateMachine):
             elif what == "mul":
                 result = c.value_mul(node.ptr, node.ptr)
             elif what == "sum":
-                result = c.value_sum(1, _lib.pointer_array([node.ptr]))
+                result = c.value_sum(1, _lib.pin_nodes([node.ptr], node).array)
             elif what == "backward":
                 result = c.value_backward(node.ptr)
             else:

@@ -10,7 +10,8 @@ use the names below; the pieces live in:
 * ``_signatures``: the C signature of every function (all called with the GIL held);
 * ``_codes``: the numbers of microcrad.h (status and op codes, build bits, ...);
 * ``_errors``: failures turned into exceptions;
-* ``_arrays``: C arrays of node pointers, borrowed or owning;
+* ``_arrays``: C arrays of node pointers, made only by ``pin`` (which holds the Values
+  that own the nodes) or owning references of their own;
 * ``_bulk``: many nodes' data or grad read or written in one call;
 * ``_node_access``: the data and grad properties of Value, in place or checked;
 * ``_nodes``: making and inspecting nodes through calls that need arrays or checks;
@@ -22,7 +23,14 @@ use the names below; the pieces live in:
 
 from __future__ import annotations
 
-from microcrad._lib._arrays import NodeArray, checked_count, counted_pointer_array, pointer_array
+from microcrad._lib._arrays import (
+    NodeArray,
+    PinnedNodes,
+    Uncopyable,
+    checked_count,
+    pin,
+    pin_nodes,
+)
 from microcrad._lib._bulk import BulkNodes
 from microcrad._lib._codes import (
     ACT_LINEAR,
@@ -63,6 +71,7 @@ from microcrad._lib._codes import (
 from microcrad._lib._dot import dot_text
 from microcrad._lib._errors import (
     MicrocradError,
+    ReleasedValueError,
     check_number,
     check_status,
     exception_for_status,
@@ -126,6 +135,9 @@ __all__ = [
     "MicrocradError",
     "NodeArray",
     "NodeView",
+    "PinnedNodes",
+    "ReleasedValueError",
+    "Uncopyable",
     "OK",
     "OP_ADD",
     "OP_CUSTOM",
@@ -150,7 +162,6 @@ __all__ = [
     "check_number",
     "check_status",
     "checked_count",
-    "counted_pointer_array",
     "create",
     "dot_text",
     "exception_for_status",
@@ -173,7 +184,8 @@ __all__ = [
     "optimizer_step_zero_grad",
     "optimizer_zero_grad",
     "param_of",
-    "pointer_array",
+    "pin",
+    "pin_nodes",
     "prev",
     "release",
     "sgd_create",

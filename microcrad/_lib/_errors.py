@@ -12,13 +12,17 @@ the exception. Status codes map to exceptions as follows:
 * an invalid argument -> ``ValueError``,
 * a reference count that would pass its maximum -> ``OverflowError``,
 * a failed write -> ``OSError``,
-* a NULL, released or foreign pointer -> ``MicrocradError``, which always means a bug
-  in microcrad itself, since Python code cannot get hold of a raw pointer.
+* a released or foreign pointer -> ``MicrocradError``, which always means a bug in
+  microcrad itself, since Python code cannot get hold of a raw pointer;
+* a NULL node -> ``ReleasedValueError`` (a ``MicrocradError`` and a
+  ``ReferenceError``): the only NULL that Python code can pass is the
+  node of a Value that has already given it back, which happens to a Value reached
+  from another object's ``__del__`` during cyclic garbage collection.
 """
 
 from __future__ import annotations
 
-from microcrad._lib._codes import ERR_ARGUMENT, ERR_IO, ERR_NOMEM, ERR_OVERFLOW
+from microcrad._lib._codes import ERR_ARGUMENT, ERR_IO, ERR_NOMEM, ERR_NULL, ERR_OVERFLOW
 from microcrad._lib._loading import c
 
 
@@ -26,11 +30,34 @@ class MicrocradError(RuntimeError):
     """The C library was handed a NULL, released or foreign node pointer.
 
     Python code cannot produce such a pointer on its own, so this error means that
-    microcrad's bookkeeping of references is broken; please report it.
+    microcrad's bookkeeping of references is broken; please report it. The one
+    exception is its subclass ``ReleasedValueError``, which names its cause.
     """
 
     # The name it is known by (tracebacks print it, pickling looks it up).
     __module__ = "microcrad._lib"
+
+
+class ReleasedValueError(MicrocradError, ReferenceError):
+    """A Value was used after it gave its node back to the library.
+
+    A Value gives its node back in its finalizer (``__del__``). Normally nothing can
+    reach it afterwards, but when a reference cycle is garbage-collected every object
+    in it is finalized first and freed after: another object's ``__del__`` in the same
+    cycle may then still reach a Value whose finalizer has run. Its data, grad and
+    operations are gone; read what is needed before the cycle becomes garbage (or keep
+    the Value out of the cycle).
+    """
+
+    __module__ = "microcrad._lib"
+
+    def __init__(self, message: str = "") -> None:
+        text = (
+            "this Value was released during garbage collection: it was reached (for "
+            "example from another object's __del__ in a reference cycle) after its own "
+            "finalizer had given its node back, so it has no data, grad or graph any more"
+        )
+        super().__init__(f"{text} ({message})" if message else text)
 
 
 def last_error_message() -> str:
@@ -49,6 +76,8 @@ def exception_for_status(status: int, message: str) -> Exception:
         return OverflowError(message)
     if status == ERR_IO:
         return OSError(message)
+    if status == ERR_NULL:
+        return ReleasedValueError(message)
     # ERR_NULL, ERR_RELEASED, ERR_FOREIGN, or a code this version does not know.
     return MicrocradError(message)
 

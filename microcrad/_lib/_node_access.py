@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from microcrad._lib._errors import check_number, check_status
+from microcrad._lib._errors import ReleasedValueError, check_number, check_status
 from microcrad._lib._loading import c
 from microcrad._lib._node_view import DIRECT_ACCESS, NodeView
 
@@ -37,17 +37,45 @@ def node_accessors(to_float: Callable[[Any, str], float]) -> tuple[Getter, Sette
     if DIRECT_ACCESS:
         view_of = NodeView.from_address
 
+        # A released Value (reached during garbage collection after its finalizer
+        # ran) has _ptr None, which from_address rejects with a TypeError; the
+        # handler, which costs nothing until it runs, names the cause instead.
+
         def get_data(value: Any) -> float:
-            return view_of(value._ptr).data  # type: ignore[no-any-return]
+            try:
+                return view_of(value._ptr).data  # type: ignore[no-any-return]
+            except TypeError:
+                if value._ptr is None:
+                    raise ReleasedValueError() from None
+                raise
 
         def set_data(value: Any, number: Any) -> None:
-            view_of(value._ptr).data = number if type(number) is float else to_float(number, "data")
+            if type(number) is not float:
+                number = to_float(number, "data")
+            try:
+                view_of(value._ptr).data = number
+            except TypeError:
+                if value._ptr is None:
+                    raise ReleasedValueError() from None
+                raise
 
         def get_grad(value: Any) -> float:
-            return view_of(value._ptr).grad  # type: ignore[no-any-return]
+            try:
+                return view_of(value._ptr).grad  # type: ignore[no-any-return]
+            except TypeError:
+                if value._ptr is None:
+                    raise ReleasedValueError() from None
+                raise
 
         def set_grad(value: Any, number: Any) -> None:
-            view_of(value._ptr).grad = number if type(number) is float else to_float(number, "grad")
+            if type(number) is not float:
+                number = to_float(number, "grad")
+            try:
+                view_of(value._ptr).grad = number
+            except TypeError:
+                if value._ptr is None:
+                    raise ReleasedValueError() from None
+                raise
 
         return get_data, set_data, get_grad, set_grad
 

@@ -3,11 +3,7 @@ arrays of operands, checked results, op codes turned into names."""
 
 from __future__ import annotations
 
-import ctypes
-from collections.abc import Sequence
-from ctypes import c_void_p
-
-from microcrad._lib._arrays import NodeArray, checked_count, counted_pointer_array, pointer_array
+from microcrad._lib._arrays import NodeArray, PinnedNodes
 from microcrad._lib._codes import (
     ACT_LINEAR,
     ACT_RELU,
@@ -52,48 +48,51 @@ def release(node: int) -> None:
     check_status(c.value_release(node))
 
 
-def create(data: float, operands: Sequence[int]) -> int:
+def create(data: float, operands: PinnedNodes) -> int:
     """A new node holding ``data`` over ``operands`` (a leaf when there are none)."""
-    n, array = counted_pointer_array(operands)
-    return node_or_raise(c.value_create(data, n, array), *operands)
+    if not isinstance(operands, PinnedNodes):
+        # Bare addresses are what let operands be freed before C read them.
+        raise TypeError("create takes the operands as pin(values, Value) gives them")
+    return node_or_raise(c.value_create(data, operands.count, operands.array))
 
 
-def sum_of(terms: Sequence[int]) -> int:
+def sum_of(terms: PinnedNodes) -> int:
     """A new node ``terms[0] + terms[1] + ...``, one n-ary sum."""
-    n, array = counted_pointer_array(terms)
-    return node_or_raise(c.value_sum(n, array), *terms)
+    return node_or_raise(c.value_sum(terms.count, terms.array))
 
 
-def neuron(weights: Sequence[int], inputs: Sequence[int], bias: int) -> int:
-    """A new node ``bias + weights[0] * inputs[0] + ...``, one neuron pre-activation."""
-    if len(weights) != len(inputs):
-        raise ValueError(f"{len(weights)} weights but {len(inputs)} inputs")
-    n = checked_count(weights)
-    result = c.value_neuron(n, pointer_array(weights), pointer_array(inputs), bias)
-    return node_or_raise(result, bias, *weights, *inputs)
+def neuron(weights: PinnedNodes, inputs: PinnedNodes, bias: PinnedNodes) -> int:
+    """A new node ``bias + weights[0] * inputs[0] + ...``, one neuron pre-activation
+    (``bias`` holds one node)."""
+    if weights.count != inputs.count:
+        raise ValueError(f"{weights.count} weights but {inputs.count} inputs")
+    if bias.count != 1:
+        raise ValueError(f"a neuron has one bias, got {bias.count}")
+    node = c.value_neuron(weights.count, weights.array, inputs.array, bias.nodes[0])
+    return node_or_raise(node)
 
 
 # The microcrad_activation that applies each op (OP_LEAF: none).
 _ACTIVATION_OF_OP = {OP_LEAF: ACT_LINEAR, OP_RELU: ACT_RELU, OP_TANH: ACT_TANH, OP_SIGMOID: ACT_SIGMOID}
 
 
-def neuron_forward(params: NodeArray, inputs: ctypes.Array[c_void_p], activation: int) -> int:
+def neuron_forward(params: NodeArray, inputs: PinnedNodes, activation: int) -> int:
     """A new node ``act(b + w[0] * x[0] + ...)``: one value_neuron node, then one
     activation node.
 
     ``params`` holds ``w[0], ..., w[n-1], b`` (micrograd's parameter order), ``inputs``
-    the n nodes ``x`` (from ``pointer_array``; the caller keeps them alive), and
+    the n nodes ``x``, and
     ``activation`` is ``OP_RELU``, ``OP_TANH``, ``OP_SIGMOID``, or ``OP_LEAF`` for none.
     """
     nodes = params.nodes
     n = len(nodes) - 1
     # C reads exactly n inputs: a shorter array would be read past its end.
-    if len(inputs) != n:
-        raise ValueError(f"the neuron has {n} weights but got {len(inputs)} inputs")
+    if inputs.count != n:
+        raise ValueError(f"the neuron has {n} weights but got {inputs.count} inputs")
     # Both nodes in one call (value_neuron_activation): a call costs more than the C
     # work of a small neuron.
     node: int | None = c.value_neuron_activation(
-        n, params.array, inputs, nodes[n], _ACTIVATION_OF_OP[activation]
+        n, params.array, inputs.array, nodes[n], _ACTIVATION_OF_OP[activation]
     )
     if node is None:
         raise last_failure()

@@ -3,26 +3,26 @@ stepping, and freeing them. An optimizer is an ``int`` handle here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
-from microcrad._lib._arrays import counted_pointer_array
+from microcrad._lib._arrays import PinnedNodes
 from microcrad._lib._errors import check_status, last_failure
 from microcrad._lib._loading import c
 
 
-def sgd_create(params: Sequence[int], lr: float, momentum: float, weight_decay: float) -> int:
+def sgd_create(params: PinnedNodes, lr: float, momentum: float, weight_decay: float) -> int:
     """A new C SGD optimizer over ``params`` (it retains them); free it with
     ``optimizer_free``."""
-    n, array = counted_pointer_array(params)
-    handle: int | None = c.microcrad_sgd_create(n, array, lr, momentum, weight_decay)
+    handle: int | None = c.microcrad_sgd_create(
+        params.count, params.array, lr, momentum, weight_decay
+    )
     if handle is None:
         raise last_failure()
     return handle
 
 
 def adam_create(
-    params: Sequence[int],
+    params: PinnedNodes,
     lr: float,
     beta1: float,
     beta2: float,
@@ -31,8 +31,9 @@ def adam_create(
 ) -> int:
     """A new C Adam optimizer over ``params`` (it retains them); free it with
     ``optimizer_free``."""
-    n, array = counted_pointer_array(params)
-    handle: int | None = c.microcrad_adam_create(n, array, lr, beta1, beta2, eps, weight_decay)
+    handle: int | None = c.microcrad_adam_create(
+        params.count, params.array, lr, beta1, beta2, eps, weight_decay
+    )
     if handle is None:
         raise last_failure()
     return handle
