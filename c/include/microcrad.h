@@ -533,7 +533,9 @@ MICROCRAD_API microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_ou
  * MICROCRAD_OK, or a negative status when the layer is not live, x is NULL while
  * n_in > 0, out is NULL, an input is not a live Value or memory runs out. On error
  * nothing is left allocated, and every out[j] is set to NULL when the layer is live
- * and out is not NULL.
+ * and out is not NULL. out[0..n_out-1] must not overlap x[0..n_in-1] (layer_forward(l,
+ * xs, xs)): the outputs would overwrite inputs still to be read, so an overlap is
+ * refused with MICROCRAD_ERR_ARGUMENT, leaving out (and so x) as it was.
  */
 MICROCRAD_API int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x,
                                           Value **out);
@@ -571,7 +573,8 @@ MICROCRAD_API microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers
  * outputs to out[0..sizes[n_layers-1]-1]: new references, owned by the caller (the
  * intermediate layers' outputs live on inside the graph). Returns MICROCRAD_OK, or a
  * negative status on the same conditions as microcrad_layer_forward, with the same
- * promise: nothing left allocated, and out[j] set to NULL when the MLP is live.
+ * promise: nothing left allocated, and out[j] set to NULL when the MLP is live. Like
+ * there, out must not overlap x[0..n_in-1] (MICROCRAD_ERR_ARGUMENT, out left as it was).
  */
 MICROCRAD_API int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out);
 
