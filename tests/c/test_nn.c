@@ -18,6 +18,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* ------------------------------------------------------------------------------ */
 /* Reference graphs, built node by node as micrograd does                           */
@@ -496,6 +499,46 @@ static void test_bad_arguments(void)
 /* Freed handles read as freed, as long as their memory is not reused; reading freed
  * memory is what ASan and Valgrind report, so only builds without them check this
  * (TSan too reports a read of freed malloc memory). */
+/*
+ * Large handles, freed, read as freed. A handle whose arrays (a neuron's weights, a
+ * layer's neurons, an MLP's layers) shared its malloc block was unmapped by glibc's
+ * free above the mmap threshold, and checking the freed pointer faulted instead of
+ * returning MICROCRAD_ERR_RELEASED; a second free crashed the same way. The threshold
+ * is pinned low, so that the sizes below cross it whatever ran before.
+ */
+static void test_freed_large_handles(void)
+{
+    printf("freed large handles\n");
+#if defined(M_MMAP_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, 16 * 1024);
+#endif
+    enum { N = 20000 };
+    int64_t live0 = microcrad_live_values();
+    uint64_t rng = 5;
+    microcrad_neuron *neuron = microcrad_neuron_create(N, MICROCRAD_ACT_RELU, &rng);
+    microcrad_layer *layer = microcrad_layer_create(0, N, MICROCRAD_ACT_LINEAR, &rng);
+    static int32_t sizes[N];
+    for (int i = 0; i < N; i++)
+        sizes[i] = 1;
+    microcrad_mlp *mlp =
+        microcrad_mlp_create(1, N, sizes, MICROCRAD_ACT_RELU, MICROCRAD_ACT_LINEAR, &rng);
+    CHECK(neuron && layer && mlp);
+    microcrad_neuron_free(neuron);
+    microcrad_layer_free(layer);
+    microcrad_mlp_free(mlp);
+    CHECK_INT(microcrad_live_values(), live0);
+    CHECK_INT(microcrad_neuron_n_parameters(neuron), MICROCRAD_ERR_RELEASED);
+    CHECK_INT(microcrad_layer_n_parameters(layer), MICROCRAD_ERR_RELEASED);
+    CHECK_INT(microcrad_mlp_n_parameters(mlp), MICROCRAD_ERR_RELEASED);
+    microcrad_clear_error();
+    microcrad_layer_free(layer); /* a double free is reported, not a crash */
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+    microcrad_neuron_free(neuron);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+    microcrad_mlp_free(mlp);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+}
+
 static void test_freed_handles(void)
 {
     if (microcrad_build_features() &
@@ -515,6 +558,7 @@ static void test_freed_handles(void)
     microcrad_neuron_free(neuron);
     status = microcrad_neuron_n_parameters(neuron);
     CHECK(status == MICROCRAD_ERR_RELEASED || status == MICROCRAD_ERR_FOREIGN);
+    test_freed_large_handles();
 }
 
 /* Fails each allocation of a call in turn; `call` returns whether it succeeded. */
