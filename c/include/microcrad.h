@@ -693,14 +693,14 @@ MICROCRAD_API const char *microcrad_op_name(int op);
 MICROCRAD_API int64_t microcrad_live_values(void);
 
 /**
- * Memory. Nodes with at most two operands come from a node pool: 1 MiB chunks, each
+ * Memory. Nodes come from a node pool of 64-byte blocks in 1 MiB chunks, each
  * owned by the thread that made its nodes. A node released on another thread goes back
  * to its owner (which takes it back before it asks the system for more), so memory is
  * bounded by the nodes alive, whichever threads create and release them. A graph that
  * is released and built again reuses the same memory in the same order. When a thread
  * exits, its chunks that hold no node go back to the system and the others are handed
- * to a thread created later. A node with more operands is a pool block too, with its
- * operand array from malloc.
+ * to a thread created later. A node with more than two operands keeps them in an array
+ * of its own, from malloc.
  *
  * Under Valgrind, or in a process with AddressSanitizer or LeakSanitizer, the library
  * uses plain malloc for every node instead of the pool (decided when it is loaded), so
