@@ -201,8 +201,8 @@ typedef enum mc_kind {
 #define MC_HANDLE_ALIGNMENT _Alignof(Value)
 
 /*
- * The first member of every handle struct (tape, optimizer, neuron, layer, MLP, scope), which
- * puts its canary at MC_CANARY_OFFSET. The bytes before the canary are left unused:
+ * The first member of every handle struct (tape, optimizer, neuron, layer, MLP,
+ * scope), which puts its canary at MC_CANARY_OFFSET. The bytes before the canary are left unused:
  * a handle is made once and used many times, so a few bytes are a small price for a
  * canary no field of any kind can impersonate.
  */
