@@ -47,13 +47,23 @@
  * AddressSanitizer, ASan's own heap-use-after-free report fires first and is the
  * detector to rely on.
  *
- * Every other kind of handle (tape, optimizer, neuron, layer, MLP) carries a canary of
- * its own kind at the same offset as a Value's `magic`, LIVE while alive and DEAD
+ * Whatever its operand count, a node's canary sits in a small block of its own (more
+ * than two operands are kept in a separate array, freed with the node), so a
+ * released node's block stays mapped: in the node pool until the block is handed out
+ * for a new node (then the pointer reads as that node) or microcrad_trim() returns
+ * its chunk, once empty, to the system (then it faults); with plain malloc, as long
+ * as malloc keeps the freed block mapped, which it does for a small block unless it
+ * trims the top of its heap. The same holds for every handle below: its canary is in
+ * a small block apart from its arrays.
+ *
+ * Every other kind of handle (tape, optimizer, neuron, layer, MLP, scope) carries a
+ * canary of its own kind at the same offset as a Value's `magic`, LIVE while alive and DEAD
  * (every bit flipped) once freed, and all public functions check every pointer they
  * are given with the same check: a pointer of the wrong kind (a Value passed as a
  * tape, a tape as a Value) is reported as MICROCRAD_ERR_FOREIGN, a freed handle as
  * MICROCRAD_ERR_RELEASED, and a pointer not aligned for any microcrad object is
- * refused before anything is read through it.
+ * refused before anything is read through it. (The scope functions themselves find a
+ * scope by address, never by reading the pointer: see microcrad_scope_end.)
  */
 #ifndef MICROCRAD_H
 #define MICROCRAD_H
@@ -109,8 +119,9 @@ typedef enum microcrad_op {
  * `data` of a leaf; everything else is managed by the library and must only be
  * changed through the functions below.
  *
- * Layout (48 bytes on 64-bit platforms; a node's operand pointers are stored right
- * after it in the same allocation, so a binary node takes 64 bytes):
+ * Layout (48 bytes on 64-bit platforms; up to two operand pointers are stored right
+ * after it in the same 64-byte block, and more in an array of their own that `prev`
+ * points to):
  */
 typedef struct Value Value;
 /** The node itself: see Value. */
@@ -313,7 +324,12 @@ MICROCRAD_API microcrad_scope *microcrad_scope_begin(void);
  * (unless its memory has since been reused for a scope open on this thread, which it
  * then is). If a node the scope holds was released by the
  * program (a bug: the scope owned that reference), the scope still ends, and
- * MICROCRAD_ERR_RELEASED is returned.
+ * MICROCRAD_ERR_RELEASED is returned, with the caveat of the canary (see the top of
+ * this header): only as long as the released node's memory has not been reused. Once
+ * a new node has taken it (in the node pool the next node made on the thread often
+ * does), the scope's entry points to that node, which the scope then releases in its
+ * place: MICROCRAD_OK is returned, and the new node loses a reference it never gave
+ * the scope (freed early if that was its last).
  */
 MICROCRAD_API int microcrad_scope_end(microcrad_scope *scope);
 
@@ -533,7 +549,9 @@ MICROCRAD_API microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_ou
  * MICROCRAD_OK, or a negative status when the layer is not live, x is NULL while
  * n_in > 0, out is NULL, an input is not a live Value or memory runs out. On error
  * nothing is left allocated, and every out[j] is set to NULL when the layer is live
- * and out is not NULL.
+ * and out is not NULL. out[0..n_out-1] must not overlap x[0..n_in-1] (layer_forward(l,
+ * xs, xs)): the outputs would overwrite inputs still to be read, so an overlap is
+ * refused with MICROCRAD_ERR_ARGUMENT, leaving out (and so x) as it was.
  */
 MICROCRAD_API int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x,
                                           Value **out);
@@ -571,7 +589,8 @@ MICROCRAD_API microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers
  * outputs to out[0..sizes[n_layers-1]-1]: new references, owned by the caller (the
  * intermediate layers' outputs live on inside the graph). Returns MICROCRAD_OK, or a
  * negative status on the same conditions as microcrad_layer_forward, with the same
- * promise: nothing left allocated, and out[j] set to NULL when the MLP is live.
+ * promise: nothing left allocated, and out[j] set to NULL when the MLP is live. Like
+ * there, out must not overlap x[0..n_in-1] (MICROCRAD_ERR_ARGUMENT, out left as it was).
  */
 MICROCRAD_API int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out);
 
@@ -674,13 +693,14 @@ MICROCRAD_API const char *microcrad_op_name(int op);
 MICROCRAD_API int64_t microcrad_live_values(void);
 
 /**
- * Memory. Nodes with at most two operands come from a node pool: 1 MiB chunks, each
+ * Memory. Nodes come from a node pool of 64-byte blocks in 1 MiB chunks, each
  * owned by the thread that made its nodes. A node released on another thread goes back
  * to its owner (which takes it back before it asks the system for more), so memory is
  * bounded by the nodes alive, whichever threads create and release them. A graph that
  * is released and built again reuses the same memory in the same order. When a thread
  * exits, its chunks that hold no node go back to the system and the others are handed
- * to a thread created later. Nodes with more operands are malloc blocks.
+ * to a thread created later. A node with more than two operands keeps them in an array
+ * of its own, from malloc.
  *
  * Under Valgrind, or in a process with AddressSanitizer or LeakSanitizer, the library
  * uses plain malloc for every node instead of the pool (decided when it is loaded), so

@@ -4,10 +4,14 @@
  * Every allocation passes through one gate that counts it and can be told to fail,
  * so tests can walk each allocation site (microcrad_fail_allocation).
  *
- * Nodes with at most two operands (nearly all of them) come from a pool of 64-byte
- * blocks: a node and its operand pointers in one block, no malloc header, and a free
- * that only pushes onto a list. Freed blocks stay in the pool, so the canary of a
- * released node can still be read while its block waits for reuse.
+ * Every node comes from a pool of 64-byte blocks: a node and (with at most two
+ * operands, nearly all of them) its operand pointers in one block, no malloc header,
+ * and a free that only pushes onto a list. A node with more operands keeps them in an
+ * array of its own (malloc), so that its header is a block like any other. Freed
+ * blocks stay in the pool, so the canary of a released node can still be read while
+ * its block waits for reuse, whatever its operand count: were a large node one malloc
+ * block, free() could unmap it (glibc does above its mmap threshold) and a check of
+ * the released pointer would fault instead of reporting MICROCRAD_ERR_RELEASED.
  *
  * The pool's design, and what each part is for:
  *
@@ -45,6 +49,8 @@
  * block per node, so that every leak, use after release and double release is
  * reported with its stacks:
  *   - builds for ASan, UBSan and Valgrind define MICROCRAD_PLAIN_MALLOC;
+ *     there too the node is a small block and a large operand array another, so the
+ *     node's block stays small (never unmapped on free) whatever its operand count;
  *   - any other build decides when it is loaded: under Valgrind (RUNNING_ON_VALGRIND),
  *     in a process with AddressSanitizer or LeakSanitizer (their runtime's interface
  *     functions are present), it allocates with malloc (microcrad_build_features then
@@ -193,13 +199,20 @@ void *mc_realloc(void *p, size_t bytes)
 void mc_free(void *p) { free(p); }
 
 
-static size_t node_bytes(uint32_t n) { return sizeof(Value) + (size_t)n * sizeof(Value *); }
+/* The operands a node keeps in its own block; more go to an array of their own. */
+enum { INLINE_OPERANDS = 2 };
+
+/* The bytes of a node's own block with n operands: the node, and its operands when
+ * they fit inline. */
+static size_t node_bytes(uint32_t n)
+{
+    return sizeof(Value) + (n <= INLINE_OPERANDS ? (size_t)n * sizeof(Value *) : 0);
+}
 
 #ifndef MICROCRAD_PLAIN_MALLOC
 
 enum {
-    POOL_OPERANDS = 2,
-    POOL_BLOCK = sizeof(Value) + POOL_OPERANDS * sizeof(Value *),
+    POOL_BLOCK = sizeof(Value) + INLINE_OPERANDS * sizeof(Value *),
     /* A reused chunk's free list is put in address order when it holds this many blocks
      * at least (see sort_free_list). */
     SORT_AT_LEAST = 256,
@@ -636,8 +649,6 @@ __attribute__((noinline)) static void *refill(ThreadState *t, uint32_t n)
 
 static inline void *storage_for(ThreadState *t, uint32_t n)
 {
-    if (n > POOL_OPERANDS)
-        return malloc(node_bytes(n));
     Chunk *c = t->current;
     if (c) {
         Block *b = c->free;
@@ -658,7 +669,7 @@ static inline void *storage_for(ThreadState *t, uint32_t n)
 
 static inline void return_storage(ThreadState *t, Value *v)
 {
-    if (v->n_prevs > POOL_OPERANDS || nodes_use_malloc()) {
+    if (nodes_use_malloc()) {
         free(v);
         return;
     }
@@ -713,15 +724,27 @@ Value *mc_node_alloc(uint32_t n)
 {
 #if SIZE_MAX <= UINT32_MAX
     /* Where size_t is 32 bits, a huge operand count would wrap the size computation. */
-    if (n > (SIZE_MAX - sizeof(Value)) / sizeof(Value *))
+    if (n > SIZE_MAX / sizeof(Value *))
         return NULL;
 #endif
     ThreadState *t = current_thread();
     if (!allocation_allowed(t))
         return NULL;
+    /* One pass through the gate per node: the operand array is part of the node. */
+    Value **operands = NULL;
+    if (n > INLINE_OPERANDS) {
+        operands = malloc((size_t)n * sizeof *operands);
+        if (!operands)
+            return NULL;
+    }
     Value *v = storage_for(t, n);
-    if (v)
-        count_live(t, +1);
+    if (!v) {
+        free(operands);
+        return NULL;
+    }
+    v->n_prevs = n;
+    v->prev = operands ? operands : (Value **)(void *)(v + 1);
+    count_live(t, +1);
     return v;
 }
 
@@ -729,6 +752,8 @@ void mc_node_free(Value *v)
 {
     ThreadState *t = current_thread();
     v->magic = MICROCRAD_MAGIC_DEAD;
+    if (v->n_prevs > INLINE_OPERANDS)
+        free(v->prev);
     count_live(t, -1);
     return_storage(t, v);
 }

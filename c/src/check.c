@@ -16,11 +16,13 @@
 static const char *const kind_name[MC_KIND_COUNT] = {
     [MC_KIND_VALUE] = "Value",   [MC_KIND_TAPE] = "tape",   [MC_KIND_OPTIMIZER] = "optimizer",
     [MC_KIND_NEURON] = "neuron", [MC_KIND_LAYER] = "layer", [MC_KIND_MLP] = "MLP",
+    [MC_KIND_SCOPE] = "scope",
 };
 static const char *const a_kind[MC_KIND_COUNT] = {
     [MC_KIND_VALUE] = "a Value",       [MC_KIND_TAPE] = "a tape",
     [MC_KIND_OPTIMIZER] = "an optimizer", [MC_KIND_NEURON] = "a neuron",
     [MC_KIND_LAYER] = "a layer",       [MC_KIND_MLP] = "an MLP",
+    [MC_KIND_SCOPE] = "a scope",
 };
 
 /* The canary of an aligned, non-NULL pointer, read without assuming its type. */

@@ -23,6 +23,25 @@ int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t
     return MICROCRAD_OK;
 }
 
+void *mc_alloc_handle(const char *fn, size_t bytes)
+{
+    void *p = mc_alloc(bytes);
+    if (!p)
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    return p;
+}
+
+void *mc_alloc_array(const char *fn, size_t count, size_t item)
+{
+    /* At least one byte: a NULL from malloc(0) would read as a failure. */
+    void *p = NULL;
+    if (count <= SIZE_MAX / item)
+        p = mc_alloc(count ? count * item : 1);
+    if (!p)
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+    return p;
+}
+
 void *mc_alloc_flexible(const char *fn, size_t header, size_t count, size_t item)
 {
     void *p = NULL;

@@ -137,7 +137,9 @@ static inline Value *mc_result(Value *v)
 /* ---- memory (alloc.c) -------------------------------------------------------- */
 
 /* Storage for a node with n operand slots, counted by the failure hook and the live
- * counter. NULL when the allocation fails (no error is recorded here). */
+ * counter, with n_prevs and prev (the slots) set. The node's own block is small
+ * whatever n (more than two operands go to an array of their own), so a released
+ * node's canary stays readable. NULL when the allocation fails (no error recorded). */
 Value *mc_node_alloc(uint32_t n);
 /* Marks the node DEAD and returns its storage. */
 void mc_node_free(Value *v);
@@ -157,7 +159,7 @@ void mc_free(void *p);
 /*
  * Every pointer the public API takes is one of these kinds. Each kind has a LIVE
  * canary (an ASCII tag), and DEAD = ~LIVE, written just before its memory is freed.
- * Any two of the twelve values differ in at least four bits (tests/c/test_check.c
+ * Any two of the fourteen values differ in at least four bits (tests/c/test_check.c
  * checks it), so a flipped bit or two never turns one into another.
  *
  * Every kind keeps its canary at the same offset, that of a Value's `magic`: a
@@ -180,6 +182,8 @@ typedef enum mc_kind {
     MC_KIND_NEURON,
     MC_KIND_LAYER,
     MC_KIND_MLP,
+    MC_KIND_SCOPE, /* recognised by address by the scope functions (scope.c); its canary
+                    * makes a scope passed where another kind is expected refused */
     MC_KIND_COUNT
 } mc_kind;
 
@@ -189,6 +193,7 @@ typedef enum mc_kind {
 #define MC_MAGIC_NEURON 0x6D636E65u         /* "mcne" */
 #define MC_MAGIC_LAYER 0x6D636C79u          /* "mcly" */
 #define MC_MAGIC_MLP 0x6D636D6Cu            /* "mcml" */
+#define MC_MAGIC_SCOPE 0x6D637363u          /* "mcsc" */
 #define MC_MAGIC_DEAD(live) (~(uint32_t)(live))
 
 /* Where every kind keeps its canary, and the alignment every kind's pointer has. */
@@ -196,8 +201,8 @@ typedef enum mc_kind {
 #define MC_HANDLE_ALIGNMENT _Alignof(Value)
 
 /*
- * The first member of every handle struct (tape, optimizer, neuron, layer, MLP), which
- * puts its canary at MC_CANARY_OFFSET. The bytes before the canary are left unused:
+ * The first member of every handle struct (tape, optimizer, neuron, layer, MLP,
+ * scope), which puts its canary at MC_CANARY_OFFSET. The bytes before the canary are left unused:
  * a handle is made once and used many times, so a few bytes are a small price for a
  * canary no field of any kind can impersonate.
  */
@@ -216,6 +221,7 @@ static inline uint32_t mc_live_canary(mc_kind kind)
     case MC_KIND_NEURON: return MC_MAGIC_NEURON;
     case MC_KIND_LAYER: return MC_MAGIC_LAYER;
     case MC_KIND_MLP: return MC_MAGIC_MLP;
+    case MC_KIND_SCOPE: return MC_MAGIC_SCOPE;
     case MC_KIND_COUNT: break;
     }
     return 0;
@@ -274,6 +280,20 @@ static inline int mc_check_slot(const Value *v, const char *fn, int arg, const c
  * MICROCRAD_OK, or records an error naming `fn` and returns the status. */
 int mc_check_capacity(const char *fn, const void *out, int64_t capacity, int64_t count);
 
+/*
+ * mc_alloc for a handle's struct (its McHandle first). A handle keeps any array whose
+ * size depends on the caller (a neuron's weights, a layer's neurons, ...) in a separate
+ * allocation from mc_alloc_array, never as a flexible array member: the struct then
+ * stays a small block, which free() keeps mapped (glibc unmaps a block above its mmap
+ * threshold), so a freed handle's DEAD canary stays readable. On failure records an
+ * out-of-memory error naming `fn` and returns NULL.
+ */
+void *mc_alloc_handle(const char *fn, size_t bytes);
+
+/* mc_alloc for `count` items of `item` bytes (count may be 0). On failure, a size that
+ * would overflow included, records an out-of-memory error naming `fn`, returns NULL. */
+void *mc_alloc_array(const char *fn, size_t count, size_t item);
+
 /* mc_alloc for a struct of `header` bytes followed by a flexible array of `count` items
  * of `item` bytes (a neuron's weights, a layer's neurons, ...). On failure, a size that
  * would overflow included, records an out-of-memory error naming `fn` and returns NULL. */
@@ -283,6 +303,13 @@ void *mc_alloc_flexible(const char *fn, size_t header, size_t count, size_t item
 
 /* Checks that x[0..n-1], argument `arg` of `fn`, are live Values. */
 int mc_check_inputs(int32_t n, Value *const *x, const char *fn, int arg);
+
+/* Checks that out[0..n_out-1], argument 3 of `fn`, shares no slot with x[0..n_in-1]:
+ * the outputs are written while the inputs are still read, so an overlap would give a
+ * silently wrong result. Returns MICROCRAD_OK, or records an error naming `fn` and
+ * returns MICROCRAD_ERR_ARGUMENT (layer.c). */
+int mc_check_no_overlap(Value *const *x, int32_t n_in, Value *const *out, int32_t n_out,
+                        const char *fn);
 
 /* Checks the random state argument `arg` of `fn`. */
 int mc_check_rng(const uint64_t *rng, const char *fn, int arg);

@@ -7,7 +7,8 @@ struct microcrad_layer {
     McHandle handle;              /* the canary, MC_MAGIC_LAYER while alive (see check.c) */
     int32_t n_in, n_out;
     int64_t n_params;             /* n_out * (n_in + 1) */
-    microcrad_neuron *neurons[];  /* n_out neurons, owned */
+    microcrad_neuron **neurons;   /* n_out neurons, owned: an array of its own, so the
+                                     struct stays a small block (see mc_alloc_handle) */
 };
 
 #define CHECK_LAYER(layer, fn) mc_check((layer), MC_KIND_LAYER, (fn), 1)
@@ -23,10 +24,14 @@ microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_a
     }
     if (mc_check_activation(act, fn, 3) != MICROCRAD_OK || mc_check_rng(rng, fn, 4) != MICROCRAD_OK)
         return NULL;
-    microcrad_layer *layer =
-        mc_alloc_flexible(fn, sizeof *layer, (size_t)n_out, sizeof layer->neurons[0]);
+    microcrad_layer *layer = mc_alloc_handle(fn, sizeof *layer);
     if (!layer)
         return NULL;
+    layer->neurons = mc_alloc_array(fn, (size_t)n_out, sizeof layer->neurons[0]);
+    if (!layer->neurons) {
+        mc_free(layer);
+        return NULL;
+    }
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;
     for (int32_t j = 0; j < n_out; j++) {
@@ -34,6 +39,7 @@ microcrad_layer *microcrad_layer_create(int32_t n_in, int32_t n_out, microcrad_a
         if (!layer->neurons[j]) {
             while (j-- > 0)
                 microcrad_neuron_free(layer->neurons[j]);
+            mc_free(layer->neurons);
             mc_free(layer);
             return NULL;
         }
@@ -69,6 +75,23 @@ int mc_layer_outputs(const microcrad_layer *layer, Value *const *x, Value **out,
     return MICROCRAD_OK;
 }
 
+int mc_check_no_overlap(Value *const *x, int32_t n_in, Value *const *out, int32_t n_out,
+                        const char *fn)
+{
+    if (n_in <= 0 || n_out <= 0)
+        return MICROCRAD_OK;
+    /* Compared as integers: relational operators on pointers into different arrays are
+     * undefined in C. */
+    uintptr_t x_begin = (uintptr_t)x, x_end = (uintptr_t)(x + n_in);
+    uintptr_t out_begin = (uintptr_t)out, out_end = (uintptr_t)(out + n_out);
+    if (x_begin < out_end && out_begin < x_end)
+        return mc_error(MICROCRAD_ERR_ARGUMENT,
+                        "%s: out (argument 3) overlaps x (argument 2): the outputs would "
+                        "overwrite inputs still to be read; use separate arrays",
+                        fn);
+    return MICROCRAD_OK;
+}
+
 int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value **out)
 {
     const char *fn = "microcrad_layer_forward";
@@ -77,6 +100,10 @@ int microcrad_layer_forward(const microcrad_layer *layer, Value *const *x, Value
         status = mc_check_inputs(layer->n_in, x, fn, 2);
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
+    /* Overlapping: out is left as it is, since clearing it would clear inputs too. */
+    if (status == MICROCRAD_OK &&
+        mc_check_no_overlap(x, layer->n_in, out, layer->n_out, fn) != MICROCRAD_OK)
+        return MICROCRAD_ERR_ARGUMENT;
     if (status == MICROCRAD_OK)
         status = mc_results_reserve((size_t)layer->n_out, fn);
     if (status == MICROCRAD_OK)
@@ -122,5 +149,6 @@ void microcrad_layer_free(microcrad_layer *layer)
     for (int32_t j = 0; j < layer->n_out; j++)
         microcrad_neuron_free(layer->neurons[j]);
     layer->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_LAYER);
+    mc_free(layer->neurons);
     mc_free(layer);
 }

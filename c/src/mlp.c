@@ -14,7 +14,7 @@ struct microcrad_mlp {
     int64_t n_params;
     int32_t n_layers;
     int32_t widest_hidden; /* widest layer but the last: sizes forward's scratch arrays */
-    MlpLayer layers[];
+    MlpLayer *layers;      /* n_layers, an array of its own (see mc_alloc_handle) */
 };
 
 #define CHECK_MLP(mlp, fn) mc_check((mlp), MC_KIND_MLP, (fn), 1)
@@ -45,11 +45,16 @@ microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers, const int32_
         mc_check_activation(hidden, fn, 4) != MICROCRAD_OK ||
         mc_check_activation(output, fn, 5) != MICROCRAD_OK || mc_check_rng(rng, fn, 6) != MICROCRAD_OK)
         return NULL;
-    microcrad_mlp *mlp =
-        mc_alloc_flexible(fn, sizeof *mlp, (size_t)n_layers, sizeof mlp->layers[0]);
+    microcrad_mlp *mlp = mc_alloc_handle(fn, sizeof *mlp);
     if (!mlp)
         return NULL;
-    *mlp = (microcrad_mlp){.n_in = n_in, .n_out = sizes[n_layers - 1], .n_layers = n_layers};
+    MlpLayer *layers = mc_alloc_array(fn, (size_t)n_layers, sizeof layers[0]);
+    if (!layers) {
+        mc_free(mlp);
+        return NULL;
+    }
+    *mlp = (microcrad_mlp){
+        .n_in = n_in, .n_out = sizes[n_layers - 1], .n_layers = n_layers, .layers = layers};
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;
     for (int32_t l = 0; l < n_layers; l++) {
@@ -60,6 +65,7 @@ microcrad_mlp *microcrad_mlp_create(int32_t n_in, int32_t n_layers, const int32_
         if (!layer) {
             while (l-- > 0)
                 microcrad_layer_free(mlp->layers[l].layer);
+            mc_free(mlp->layers);
             mc_free(mlp);
             return NULL;
         }
@@ -82,6 +88,10 @@ int microcrad_mlp_forward(const microcrad_mlp *mlp, Value *const *x, Value **out
     status = mc_check_inputs(mlp->n_in, x, fn, 2);
     if (status == MICROCRAD_OK && !out)
         status = mc_error(MICROCRAD_ERR_NULL, "%s: argument 3 is NULL", fn);
+    /* Overlapping: out is left as it is, since clearing it would clear inputs too. */
+    if (status == MICROCRAD_OK &&
+        mc_check_no_overlap(x, mlp->n_in, out, mlp->n_out, fn) != MICROCRAD_OK)
+        return MICROCRAD_ERR_ARGUMENT;
     /* Room for the outputs in the innermost scope, if one is open. */
     if (status == MICROCRAD_OK)
         status = mc_results_reserve((size_t)mlp->n_out, fn);
@@ -144,5 +154,6 @@ void microcrad_mlp_free(microcrad_mlp *mlp)
     for (int32_t l = 0; l < mlp->n_layers; l++)
         microcrad_layer_free(mlp->layers[l].layer);
     mlp->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_MLP);
+    mc_free(mlp->layers);
     mc_free(mlp);
 }

@@ -10,7 +10,8 @@ struct microcrad_neuron {
     Value *b;                 /* one reference held */
     int32_t n_in;
     microcrad_activation act;
-    Value *w[];               /* n_in weights, one reference held to each */
+    Value **w;                /* n_in weights, one reference held to each: an array of its
+                                 own, so the struct stays a small block (see mc_alloc_handle) */
 };
 
 #define CHECK_NEURON(neuron, fn) mc_check((neuron), MC_KIND_NEURON, (fn), 1)
@@ -42,10 +43,14 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
     }
     if (mc_check_activation(act, fn, 2) != MICROCRAD_OK || mc_check_rng(rng, fn, 3) != MICROCRAD_OK)
         return NULL;
-    microcrad_neuron *neuron =
-        mc_alloc_flexible(fn, sizeof *neuron, (size_t)n_in, sizeof neuron->w[0]);
+    microcrad_neuron *neuron = mc_alloc_handle(fn, sizeof *neuron);
     if (!neuron)
         return NULL;
+    neuron->w = mc_alloc_array(fn, (size_t)n_in, sizeof neuron->w[0]);
+    if (!neuron->w) {
+        mc_free(neuron);
+        return NULL;
+    }
     /* Draw from a copy, so that a failure leaves the caller's generator untouched. */
     uint64_t state = *rng;
     int32_t made = 0;
@@ -67,6 +72,7 @@ microcrad_neuron *microcrad_neuron_create(int32_t n_in, microcrad_activation act
 fail:
     while (made-- > 0)
         value_release(neuron->w[made]);
+    mc_free(neuron->w);
     mc_free(neuron);
     return NULL;
 }
@@ -118,5 +124,6 @@ void microcrad_neuron_free(microcrad_neuron *neuron)
         value_release(neuron->w[i]);
     value_release(neuron->b);
     neuron->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_NEURON);
+    mc_free(neuron->w);
     mc_free(neuron);
 }

@@ -59,7 +59,7 @@ Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, 
         mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    v->n_prevs = n; /* mc_node_free needs it to return the storage to the right place */
+    /* mc_node_alloc set n_prevs and prev (the operand slots, inline or an array). */
     for (uint32_t i = 0; i < n; i++) {
         if (!try_retain(operands[i])) {
             while (i-- > 0)
@@ -71,7 +71,6 @@ Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, 
         }
     }
     v->grad = 0.0;
-    v->prev = (Value **)(void *)(v + 1); /* operand slots live right after the node */
     v->param = param;
     COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
     v->magic = MICROCRAD_MAGIC_LIVE;
@@ -84,8 +83,9 @@ Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, 
     return v;
 }
 
-/* A scope is open: room for the result first, so that handing it out cannot fail.
- * Kept out of line, so that mc_node_new without a scope is a load, a branch and a
+/* A scope is open: the operands are checked first (a call that fails on its arguments
+ * takes no room and allocates nothing), then room is made for the result, so that
+ * handing it out cannot fail. Kept out of line, so that mc_node_new without a scope is a load, a branch and a
  * tail call. */
 #if defined(__GNUC__)
 __attribute__((noinline))
@@ -93,6 +93,9 @@ __attribute__((noinline))
 static Value *scoped_node_new(microcrad_scope *scope, const char *fn, microcrad_op op,
                               double data, double param, uint32_t n, Value *const *operands)
 {
+    for (uint32_t i = 0; i < n; i++)
+        if (mc_check(operands[i], MC_KIND_VALUE, fn, (int)i + 1) != MICROCRAD_OK)
+            return NULL;
     if (mc_scope_make_room(scope, 1, fn) != MICROCRAD_OK)
         return NULL;
     Value *v = mc_node_make(fn, op, data, param, n, operands);

@@ -103,25 +103,29 @@ void mc_neuron_forward_group(Value *const *nodes, size_t k)
 /* Small neurons gather their operands on the stack; bigger ones in a temporary array. */
 enum { STACK_OPERANDS = 65 };
 
-/* value_neuron's work, for it and value_neuron_activation, which name themselves in
- * `fn`. */
+/* The arguments of a neuron node, checked before anything is reserved or allocated;
+ * errors name `fn`. */
+static int check_neuron_args(const char *fn, int32_t n, Value *const *w, Value *const *x,
+                             Value *b)
+{
+    if (n < 0)
+        return mc_error(MICROCRAD_ERR_ARGUMENT, "%s: n must be >= 0, got %ld", fn, (long)n);
+    if (n > 0 && (!w || !x))
+        return mc_error(MICROCRAD_ERR_NULL, "%s: %s is NULL but n is %ld", fn, !w ? "w" : "x",
+                        (long)n);
+    int status = mc_check(b, MC_KIND_VALUE, fn, 4);
+    for (int32_t i = 0; i < n && status == MICROCRAD_OK; i++) {
+        status = mc_check_slot(w[i], fn, 2, "w", i);
+        if (status == MICROCRAD_OK)
+            status = mc_check_slot(x[i], fn, 3, "x", i);
+    }
+    return status;
+}
+
+/* value_neuron's work over checked arguments, for it and value_neuron_activation,
+ * which name themselves in `fn`. */
 static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b)
 {
-    if (n < 0) {
-        mc_error(MICROCRAD_ERR_ARGUMENT, "%s: n must be >= 0, got %ld", fn, (long)n);
-        return NULL;
-    }
-    if (n > 0 && (!w || !x)) {
-        mc_error(MICROCRAD_ERR_NULL, "%s: %s is NULL but n is %ld", fn, !w ? "w" : "x", (long)n);
-        return NULL;
-    }
-    if (mc_check(b, MC_KIND_VALUE, fn, 4) != MICROCRAD_OK)
-        return NULL;
-    for (int32_t i = 0; i < n; i++)
-        if (mc_check_slot(w[i], fn, 2, "w", i) != MICROCRAD_OK ||
-            mc_check_slot(x[i], fn, 3, "x", i) != MICROCRAD_OK)
-            return NULL;
-
     uint32_t count = 2u * (uint32_t)n + 1u; /* at most 2^32 - 1: n_prevs holds it */
 #if SIZE_MAX / 8 < UINT32_MAX
     /* Only a 32-bit size_t can fail to count the bytes of the operand array. */
@@ -152,9 +156,12 @@ static Value *neuron_node(const char *fn, int32_t n, Value *const *w, Value *con
 
 Value *value_neuron(int32_t n, Value *const *w, Value *const *x, Value *b)
 {
-    if (mc_results_reserve(1, "value_neuron") != MICROCRAD_OK)
+    static const char fn[] = "value_neuron";
+    /* Arguments first: a call that fails on them takes no room in a scope. */
+    if (check_neuron_args(fn, n, w, x, b) != MICROCRAD_OK ||
+        mc_results_reserve(1, fn) != MICROCRAD_OK)
         return NULL;
-    return mc_result(neuron_node("value_neuron", n, w, x, b));
+    return mc_result(neuron_node(fn, n, w, x, b));
 }
 
 int mc_check_activation(microcrad_activation act, const char *fn, int arg)
@@ -177,10 +184,10 @@ static microcrad_op activation_op(microcrad_activation act)
     return MICROCRAD_OP_LEAF; /* not reached: callers check act first */
 }
 
-/* The neuron node and its activation node; only the activation node holds the neuron
- * node, as if the caller had released its own reference at once. */
-Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b,
-                      microcrad_activation act)
+/* The neuron node over checked arguments and its activation node; only the activation
+ * node holds the neuron node, as if the caller had released its own reference at once. */
+static Value *neuron_and_activation(const char *fn, int32_t n, Value *const *w,
+                                    Value *const *x, Value *b, microcrad_activation act)
 {
     Value *z = neuron_node(fn, n, w, x, b);
     if (!z || act == MICROCRAD_ACT_LINEAR)
@@ -196,12 +203,22 @@ Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *
     return y;
 }
 
+Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *x, Value *b,
+                      microcrad_activation act)
+{
+    if (check_neuron_args(fn, n, w, x, b) != MICROCRAD_OK)
+        return NULL;
+    return neuron_and_activation(fn, n, w, x, b, act);
+}
+
 Value *value_neuron_activation(int32_t n, Value *const *w, Value *const *x, Value *b,
                                microcrad_activation act)
 {
     static const char fn[] = "value_neuron_activation";
+    /* Arguments first: a call that fails on them takes no room in a scope. */
     if (mc_check_activation(act, fn, 5) != MICROCRAD_OK ||
+        check_neuron_args(fn, n, w, x, b) != MICROCRAD_OK ||
         mc_results_reserve(1, fn) != MICROCRAD_OK)
         return NULL;
-    return mc_result(mc_neuron_make(fn, n, w, x, b, act));
+    return mc_result(neuron_and_activation(fn, n, w, x, b, act));
 }

@@ -95,13 +95,16 @@ static microcrad_optimizer *optimizer_new(const char *fn, OptimizerKind kind, in
     for (size_t i = 0; i < n; i++) {
         int status = value_retain(params[i]);
         if (status != MICROCRAD_OK) {
+            size_t failed = i; /* the rollback below counts i down past 0 */
             while (i-- > 0)
                 value_release(params[i]);
             mc_free(opt->undo);
             mc_free(opt->state);
             mc_free(opt->params);
             mc_free(opt);
-            mc_error(status, "%s: cannot retain params[%lu]", fn, (unsigned long)i);
+            mc_error(status, "%s: cannot retain params[%lu]%s", fn, (unsigned long)failed,
+                     status == MICROCRAD_ERR_OVERFLOW ? ": its reference count is at its maximum"
+                                                      : "");
             return NULL;
         }
         opt->params[i] = params[i];

@@ -26,6 +26,9 @@ typedef struct ScopeChunk {
 } ScopeChunk;
 
 struct microcrad_scope {
+    McHandle handle;        /* MC_MAGIC_SCOPE while open: the scope functions find a scope by
+                             * address, but a scope passed where another kind is expected
+                             * is refused by its canary (see check.c) */
     microcrad_scope *outer; /* the scope that was innermost when this one opened */
     ScopeChunk *chunk;      /* the newest chunk, or NULL before the first result */
     Value **next, **end;    /* free slots of the newest chunk */
@@ -82,7 +85,7 @@ microcrad_scope *microcrad_scope_begin(void)
         mc_error(MICROCRAD_ERR_NOMEM, "microcrad_scope_begin: out of memory");
         return NULL;
     }
-    *scope = (microcrad_scope){.outer = mc_innermost_scope};
+    *scope = (microcrad_scope){.handle = {.magic = MC_MAGIC_SCOPE}, .outer = mc_innermost_scope};
     mc_innermost_scope = scope;
     return scope;
 }
@@ -142,6 +145,7 @@ int microcrad_scope_end(microcrad_scope *scope)
         if (chunk)
             top = chunk->items + chunk->len;
     }
+    scope->handle.magic = MC_MAGIC_DEAD(MC_MAGIC_SCOPE);
     mc_free(scope);
     if (result != MICROCRAD_OK)
         return mc_error(result,

@@ -195,6 +195,10 @@ microcrad_tape *microcrad_tape_create(Value *root)
         mc_free(leaves);
         mc_free(order);
         mc_free(tape);
+        /* The root was checked above, so only a full count is left: the message names
+         * this function, not value_retain. */
+        mc_error(status, "microcrad_tape_create: cannot retain the root: its reference count "
+                         "is at its maximum");
         return NULL;
     }
     tape->handle = (McHandle){.magic = MC_MAGIC_TAPE}; /* the unused bytes zeroed too */

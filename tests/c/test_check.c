@@ -1,7 +1,7 @@
 /*
  * test_check.c - the one pointer check (c/src/check.c): every public function that
- * takes a pointer of one kind (Value, tape, optimizer, neuron, layer, MLP) is given
- * pointers of every kind that it must refuse:
+ * takes a pointer of one kind (Value, tape, optimizer, neuron, layer, MLP, scope) is
+ * given pointers of every kind that it must refuse:
  *
  *   - a live object of each other kind,
  *   - each kind's object, freed (not in ASan and Valgrind builds, where reading freed
@@ -12,6 +12,12 @@
  *     expected kind has at the same offset, or that kind's canary; and, for functions
  *     that take a Value, an optimizer whose settings hold a Value's canary,
  *   - NULL.
+ *
+ * Scopes are the one kind the functions that take them recognise by address, never by
+ * reading the pointer (microcrad_scope_end and microcrad_scope_size): given anything
+ * but a scope open on the calling thread they return MICROCRAD_ERR_ARGUMENT (NULL:
+ * MICROCRAD_ERR_NULL). A scope passed where another kind is expected is refused by its
+ * canary like any other kind (it once had none, and the check read past its end).
  *
  * Each call must return its documented error (NULL, NaN, 0, or the right negative
  * status), record that status for microcrad_last_status(), and change nothing: the
@@ -27,14 +33,62 @@
 
 #include <microcrad.h>
 
+#include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
-typedef enum kind { K_VALUE, K_TAPE, K_OPTIMIZER, K_NEURON, K_LAYER, K_MLP, K_COUNT } kind;
+typedef enum kind {
+    K_VALUE, K_TAPE, K_OPTIMIZER, K_NEURON, K_LAYER, K_MLP, K_SCOPE, K_COUNT
+} kind;
 
-static const char *const kind_name[K_COUNT] = {"Value", "tape", "optimizer",
-                                               "neuron", "layer", "MLP"};
+static const char *const kind_name[K_COUNT] = {"Value", "tape", "optimizer", "neuron",
+                                               "layer", "MLP",  "scope"};
+
+/*
+ * The live scope: a scope is open on the thread that opened it until that thread ends
+ * it, and every result made on that thread while it is open goes into it. So it is
+ * opened on a thread of its own, which waits (without touching it) until the test is
+ * done and then ends it.
+ */
+static struct scope_thread {
+    pthread_t thread;
+    pthread_barrier_t opened, done;
+    microcrad_scope *scope;
+    int64_t size_at_end;
+    int end_status;
+} scope_thread;
+
+static void *hold_a_scope(void *arg)
+{
+    (void)arg;
+    scope_thread.scope = microcrad_scope_begin();
+    pthread_barrier_wait(&scope_thread.opened);
+    pthread_barrier_wait(&scope_thread.done);
+    scope_thread.size_at_end = microcrad_scope_size(scope_thread.scope);
+    scope_thread.end_status = microcrad_scope_end(scope_thread.scope);
+    return NULL;
+}
+
+static microcrad_scope *open_scope_on_another_thread(void)
+{
+    pthread_barrier_init(&scope_thread.opened, NULL, 2);
+    pthread_barrier_init(&scope_thread.done, NULL, 2);
+    if (pthread_create(&scope_thread.thread, NULL, hold_a_scope, NULL) != 0)
+        return NULL;
+    pthread_barrier_wait(&scope_thread.opened);
+    return scope_thread.scope;
+}
+
+static void end_scope_on_its_thread(void)
+{
+    pthread_barrier_wait(&scope_thread.done);
+    pthread_join(scope_thread.thread, NULL);
+    pthread_barrier_destroy(&scope_thread.opened);
+    pthread_barrier_destroy(&scope_thread.done);
+    CHECK_INT(scope_thread.size_at_end, 0); /* nothing the calls did went into it */
+    CHECK_INT(scope_thread.end_status, MICROCRAD_OK);
+}
 
 /* What the calls need besides the bad pointer, made once up front: a good leaf (data
  * 2.5, grad -1.5, one reference) and one live object of each kind over two inputs. */
@@ -61,6 +115,7 @@ static void context_create(void)
     ctx.live[K_LAYER] = microcrad_layer_create(2, 2, MICROCRAD_ACT_RELU, &rng);
     ctx.live[K_MLP] = microcrad_mlp_create(2, 2, sizes, MICROCRAD_ACT_RELU,
                                            MICROCRAD_ACT_LINEAR, &rng);
+    ctx.live[K_SCOPE] = open_scope_on_another_thread();
     ctx.dot = tmpfile();
     for (int k = 0; k < K_COUNT; k++)
         CHECK(ctx.live[k] != NULL);
@@ -76,6 +131,12 @@ static void free_object(kind k, void *p)
     case K_NEURON: microcrad_neuron_free(p); break;
     case K_LAYER: microcrad_layer_free(p); break;
     case K_MLP: microcrad_mlp_free(p); break;
+    case K_SCOPE:
+        if (p == ctx.live[K_SCOPE])
+            end_scope_on_its_thread();
+        else
+            microcrad_scope_end(p);
+        break;
     case K_COUNT: break;
     }
 }
@@ -314,6 +375,10 @@ FREE_CALL(n_free, microcrad_neuron_free(bad))
 FREE_CALL(l_free, microcrad_layer_free(bad))
 FREE_CALL(m_free, microcrad_mlp_free(bad))
 
+/* Functions that take a scope. */
+STATUS_CALL(s_end, microcrad_scope_end(bad))
+STATUS_CALL(s_size, microcrad_scope_size(bad))
+
 #define V(fn, name) {K_VALUE, name, fn}
 static const call calls[] = {
     V(v_create, "value_create"), V(v_add_a, "value_add"), V(v_add_b, "value_add"),
@@ -364,6 +429,8 @@ static const call calls[] = {
     {K_MLP, "microcrad_mlp_parameters", m_parameters},
     {K_MLP, "microcrad_mlp_n_parameters", m_n_parameters},
     {K_MLP, "microcrad_mlp_free", m_free},
+    {K_SCOPE, "microcrad_scope_end", s_end},
+    {K_SCOPE, "microcrad_scope_size", s_size},
 };
 enum { N_CALLS = sizeof calls / sizeof calls[0] };
 
@@ -390,6 +457,10 @@ static void refuse_all(kind k, const char *what, void *bad, int status, const vo
         int ignored = bad == NULL && (strstr(calls[i].name, "_free") != NULL ||
                                       strcmp(calls[i].name, "value_release") == 0);
         int expected = ignored ? MICROCRAD_OK : status;
+        /* The scope functions find scopes by address: whatever is not a scope open on
+         * this thread is an argument error to them, not a foreign or freed object. */
+        if (k == K_SCOPE && bad != NULL)
+            expected = MICROCRAD_ERR_ARGUMENT;
         microcrad_clear_error();
         if (!CHECK(calls[i].fails(bad, expected)))
             fprintf(stderr, "    %s given %s did not fail as documented\n", calls[i].name, what);
@@ -457,7 +528,9 @@ static void *freed[K_COUNT];
 
 static int tools_report_freed_memory(void)
 {
-    return (microcrad_build_features() & (MICROCRAD_BUILD_ASAN | MICROCRAD_BUILD_VALGRIND)) != 0;
+    /* TSan too reports a read of freed malloc memory (the handles are malloc blocks). */
+    unsigned tools = MICROCRAD_BUILD_ASAN | MICROCRAD_BUILD_VALGRIND | MICROCRAD_BUILD_TSAN;
+    return (microcrad_build_features() & tools) != 0;
 }
 
 static void make_freed_objects(void)
@@ -474,6 +547,7 @@ static void make_freed_objects(void)
     freed[K_LAYER] = microcrad_layer_create(1, 2, MICROCRAD_ACT_TANH, &rng);
     freed[K_MLP] = microcrad_mlp_create(1, 1, sizes, MICROCRAD_ACT_RELU, MICROCRAD_ACT_LINEAR,
                                         &rng);
+    freed[K_SCOPE] = microcrad_scope_begin(); /* ended below, with nothing in it */
     for (int k = K_COUNT; k-- > K_TAPE;)
         free_object((kind)k, freed[k]);
     value_release(root);
@@ -610,7 +684,8 @@ static void test_misaligned_is_refused_unread(void)
     memset(buffer, 0, sizeof buffer);
     for (size_t shift = 1; shift < _Alignof(Value); shift++) {
         unsigned char *p = buffer + shift;
-        for (int k = 0; k < K_COUNT; k++) {
+        /* Not scopes: the functions that take one never read the pointer. */
+        for (int k = 0; k < K_SCOPE; k++) {
             uint32_t canary = canary_of(ctx.live[k]);
             memcpy(p + offsetof(Value, magic), &canary, sizeof canary);
             microcrad_clear_error();
@@ -641,6 +716,12 @@ static void test_messages_name_the_kind_given(void)
                                            "microcrad tape: it is an optimizer");
     CHECK_INT(value_release(ctx.live[K_MLP]), MICROCRAD_ERR_FOREIGN);
     CHECK_CONTAINS(microcrad_last_error(), "not a microcrad Value: it is an MLP");
+    CHECK_INT(microcrad_layer_n_parameters(ctx.live[K_SCOPE]), MICROCRAD_ERR_FOREIGN);
+    CHECK_CONTAINS(microcrad_last_error(), "not a microcrad layer: it is a scope");
+    if (freed[K_SCOPE]) {
+        CHECK_INT(value_op(freed[K_SCOPE]), MICROCRAD_ERR_FOREIGN);
+        CHECK_CONTAINS(microcrad_last_error(), "it is a freed scope");
+    }
     if (freed[K_LAYER]) {
         CHECK_INT(microcrad_mlp_n_parameters(freed[K_LAYER]), MICROCRAD_ERR_FOREIGN);
         CHECK_CONTAINS(microcrad_last_error(), "it is a freed layer");

@@ -18,6 +18,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 /* ------------------------------------------------------------------------------ */
 /* Reference graphs, built node by node as micrograd does                           */
@@ -493,6 +496,98 @@ static void test_bad_arguments(void)
     CHECK_INT(microcrad_live_values(), live0);
 }
 
+/*
+ * Large handles, freed, read as freed (run by test_freed_handles, in the same builds). A handle whose arrays (a neuron's weights, a
+ * layer's neurons, an MLP's layers) shared its malloc block was unmapped by glibc's
+ * free above the mmap threshold, and checking the freed pointer faulted instead of
+ * returning MICROCRAD_ERR_RELEASED; a second free crashed the same way. The threshold
+ * is pinned low, so that the sizes below cross it whatever ran before.
+ */
+static void test_freed_large_handles(void)
+{
+    printf("freed large handles\n");
+#if defined(M_MMAP_THRESHOLD)
+    mallopt(M_MMAP_THRESHOLD, 16 * 1024);
+#endif
+    enum { N = 20000 };
+    int64_t live0 = microcrad_live_values();
+    uint64_t rng = 5;
+    microcrad_neuron *neuron = microcrad_neuron_create(N, MICROCRAD_ACT_RELU, &rng);
+    microcrad_layer *layer = microcrad_layer_create(0, N, MICROCRAD_ACT_LINEAR, &rng);
+    static int32_t sizes[N];
+    for (int i = 0; i < N; i++)
+        sizes[i] = 1;
+    microcrad_mlp *mlp =
+        microcrad_mlp_create(1, N, sizes, MICROCRAD_ACT_RELU, MICROCRAD_ACT_LINEAR, &rng);
+    CHECK(neuron && layer && mlp);
+    microcrad_neuron_free(neuron);
+    microcrad_layer_free(layer);
+    microcrad_mlp_free(mlp);
+    CHECK_INT(microcrad_live_values(), live0);
+    CHECK_INT(microcrad_neuron_n_parameters(neuron), MICROCRAD_ERR_RELEASED);
+    CHECK_INT(microcrad_layer_n_parameters(layer), MICROCRAD_ERR_RELEASED);
+    CHECK_INT(microcrad_mlp_n_parameters(mlp), MICROCRAD_ERR_RELEASED);
+    microcrad_clear_error();
+    microcrad_layer_free(layer); /* a double free is reported, not a crash */
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+    microcrad_neuron_free(neuron);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+    microcrad_mlp_free(mlp);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_RELEASED);
+}
+
+/*
+ * layer_forward(l, xs, xs): the outputs share slots with the inputs, and writing
+ * output j while later inputs are still read gave a silently wrong result. Every
+ * overlap is refused, leaving the arrays as they were; arrays side by side in one
+ * buffer are fine.
+ */
+static void test_overlapping_outputs(void)
+{
+    printf("overlapping inputs and outputs\n");
+    int64_t live0 = microcrad_live_values();
+    uint64_t rng = 9;
+    const int32_t sizes[2] = {3, 2};
+    microcrad_layer *layer = microcrad_layer_create(2, 2, MICROCRAD_ACT_LINEAR, &rng);
+    microcrad_mlp *mlp =
+        microcrad_mlp_create(2, 2, sizes, MICROCRAD_ACT_TANH, MICROCRAD_ACT_LINEAR, &rng);
+    Value *a = value_create_leaf(1.0), *b = value_create_leaf(2.0);
+    Value *buf[4] = {a, b, a, b};
+    int64_t live1 = microcrad_live_values();
+    /* out at buf + k for k = -1 .. 1 overlaps x = buf + 1 (two slots each way). */
+    for (int k = 0; k <= 2; k++) {
+        Value *x0 = buf[1], *x1 = buf[2];
+        microcrad_clear_error();
+        CHECK_INT(microcrad_layer_forward(layer, buf + 1, buf + k), MICROCRAD_ERR_ARGUMENT);
+        CHECK_CONTAINS(microcrad_last_error(), "microcrad_layer_forward: out (argument 3) overlaps");
+        CHECK_INT(microcrad_mlp_forward(mlp, buf + 1, buf + k), MICROCRAD_ERR_ARGUMENT);
+        CHECK_CONTAINS(microcrad_last_error(), "microcrad_mlp_forward: out (argument 3) overlaps");
+        CHECK(buf[1] == x0 && buf[2] == x1); /* the inputs are left as they were */
+    }
+    CHECK(buf[0] == a && buf[3] == b);
+    CHECK_INT(microcrad_live_values(), live1); /* and nothing was built */
+
+    /* Side by side in one buffer: allowed, and the same as separate arrays. */
+    Value *separate[2];
+    CHECK_INT(microcrad_layer_forward(layer, buf, separate), MICROCRAD_OK);
+    CHECK_INT(microcrad_layer_forward(layer, buf, buf + 2), MICROCRAD_OK);
+    for (int j = 0; j < 2; j++) {
+        CHECK_SAME(value_data(buf[2 + j]), value_data(separate[j]));
+        value_release(buf[2 + j]);
+        value_release(separate[j]);
+    }
+    Value *x[2] = {a, b};
+    Value *mlp_out[4] = {NULL, NULL, NULL, NULL};
+    CHECK_INT(microcrad_mlp_forward(mlp, x, mlp_out + 2), MICROCRAD_OK);
+    release_all(mlp_out + 2, 2);
+
+    value_release(a);
+    value_release(b);
+    microcrad_layer_free(layer);
+    microcrad_mlp_free(mlp);
+    CHECK_INT(microcrad_live_values(), live0);
+}
+
 /* Freed handles read as freed, as long as their memory is not reused; reading freed
  * memory is what ASan and Valgrind report, so only builds without them check this
  * (TSan too reports a read of freed malloc memory). */
@@ -515,6 +610,7 @@ static void test_freed_handles(void)
     microcrad_neuron_free(neuron);
     status = microcrad_neuron_n_parameters(neuron);
     CHECK(status == MICROCRAD_ERR_RELEASED || status == MICROCRAD_ERR_FOREIGN);
+    test_freed_large_handles();
 }
 
 /* Fails each allocation of a call in turn; `call` returns whether it succeeded. */
@@ -625,6 +721,7 @@ int main(void)
     test_training();
     test_lifetimes();
     test_bad_arguments();
+    test_overlapping_outputs();
     test_freed_handles();
     test_allocation_failures();
     CHECK_INT(microcrad_live_values(), live0);

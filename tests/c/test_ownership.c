@@ -217,6 +217,28 @@ static void test_count_overflow(void)
     value_release(one);
     CHECK_INT(value_ref_count(a), UINT32_MAX - 1);
 
+    /* The functions that retain a full node name themselves and the slot at fault:
+     * the optimizer's rollback once wrapped the index it printed ("params[1844...]"),
+     * and the tape passed on value_retain's message. */
+    __atomic_store_n(&a->ref_count, UINT32_MAX, __ATOMIC_RELAXED);
+    Value *params[2] = {b, a};
+    microcrad_clear_error();
+    CHECK(microcrad_sgd_create(2, params, 0.1, 0.0, 0.0) == NULL);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_OVERFLOW);
+    CHECK_CONTAINS(microcrad_last_error(), "microcrad_sgd_create: cannot retain params[1]");
+    CHECK(microcrad_adam_create(2, params, 0.1, 0.9, 0.999, 1e-8, 0.0) == NULL);
+    CHECK_CONTAINS(microcrad_last_error(), "microcrad_adam_create: cannot retain params[1]");
+    CHECK_INT(value_ref_count(b), 1); /* the retain of params[0] was rolled back */
+    Value *root = value_pow_const(b, 2.0);
+    __atomic_store_n(&root->ref_count, UINT32_MAX, __ATOMIC_RELAXED);
+    microcrad_clear_error();
+    CHECK(microcrad_tape_create(root) == NULL);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_OVERFLOW);
+    CHECK_CONTAINS(microcrad_last_error(), "microcrad_tape_create");
+    CHECK_INT(value_ref_count(root), UINT32_MAX);
+    __atomic_store_n(&root->ref_count, 1, __ATOMIC_RELAXED);
+    value_release(root);
+
     __atomic_store_n(&a->ref_count, 1, __ATOMIC_RELAXED);
     value_release(a);
     value_release(b);

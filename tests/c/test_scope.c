@@ -453,6 +453,117 @@ static void test_released_result_is_reported(void)
     microcrad_set_quiet(quiet);
 }
 
+/*
+ * A call that fails on its arguments takes no room in the scope: it allocates nothing,
+ * so even with the next allocation set to fail it reports its own error, not
+ * MICROCRAD_ERR_NOMEM. (The ops once reserved their scope slot first: in a fresh
+ * scope value_add(a, NULL) allocated a chunk, and failed as out of memory when that
+ * allocation failed.)
+ */
+static Value *bad_args_a;
+static microcrad_layer *bad_args_layer;
+static microcrad_mlp *bad_args_mlp;
+
+/* A call's status: OK for a node, the recorded status for NULL. */
+#define STATUS_OF(call) ((call) ? MICROCRAD_OK : microcrad_last_status())
+static int bad_add(void) { return STATUS_OF(value_add(bad_args_a, NULL)); }
+static int bad_mul(void) { return STATUS_OF(value_mul(NULL, bad_args_a)); }
+static int bad_relu(void) { return STATUS_OF(value_relu(NULL)); }
+static int bad_pow(void) { return STATUS_OF(value_pow(bad_args_a, NULL)); }
+static int bad_create(void)
+{
+    Value *prev[2] = {bad_args_a, NULL};
+    return STATUS_OF(value_create(1.0, 2, prev));
+}
+static int bad_sum(void)
+{
+    Value *terms[3] = {bad_args_a, bad_args_a, NULL};
+    return STATUS_OF(value_sum(3, terms));
+}
+static int bad_neuron_n(void)
+{
+    return STATUS_OF(value_neuron(-1, NULL, NULL, bad_args_a));
+}
+static int bad_neuron_x(void)
+{
+    Value *w[1] = {bad_args_a}, *x[1] = {NULL};
+    return STATUS_OF(value_neuron(1, w, x, bad_args_a));
+}
+static int bad_neuron_act_n(void)
+{
+    Value *r = value_neuron_activation(-1, NULL, NULL, bad_args_a, MICROCRAD_ACT_TANH);
+    return STATUS_OF(r);
+}
+static int bad_neuron_act_b(void)
+{
+    Value *w[1] = {bad_args_a}, *x[1] = {bad_args_a};
+    Value *r = value_neuron_activation(1, w, x, NULL, MICROCRAD_ACT_RELU);
+    return STATUS_OF(r);
+}
+static int bad_layer_overlap(void)
+{
+    Value *xs[2] = {bad_args_a, bad_args_a};
+    return microcrad_layer_forward(bad_args_layer, xs, xs);
+}
+static int bad_mlp_overlap(void)
+{
+    Value *xs[2] = {bad_args_a, bad_args_a};
+    return microcrad_mlp_forward(bad_args_mlp, xs, xs + 1);
+}
+
+static void test_bad_arguments_take_no_room(void)
+{
+    printf("a call that fails on its arguments takes no room in the scope\n");
+    static const struct {
+        const char *name;
+        int (*call)(void);
+        int status;
+    } calls[] = {
+        {"value_add(a, NULL)", bad_add, MICROCRAD_ERR_NULL},
+        {"value_mul(NULL, a)", bad_mul, MICROCRAD_ERR_NULL},
+        {"value_relu(NULL)", bad_relu, MICROCRAD_ERR_NULL},
+        {"value_pow(a, NULL)", bad_pow, MICROCRAD_ERR_NULL},
+        {"value_create with a NULL operand", bad_create, MICROCRAD_ERR_NULL},
+        {"value_sum with a NULL term", bad_sum, MICROCRAD_ERR_NULL},
+        {"value_neuron(-1, ...)", bad_neuron_n, MICROCRAD_ERR_ARGUMENT},
+        {"value_neuron with a NULL input", bad_neuron_x, MICROCRAD_ERR_NULL},
+        {"value_neuron_activation(-1, ...)", bad_neuron_act_n, MICROCRAD_ERR_ARGUMENT},
+        {"value_neuron_activation with b NULL", bad_neuron_act_b, MICROCRAD_ERR_NULL},
+        {"microcrad_layer_forward(l, xs, xs)", bad_layer_overlap, MICROCRAD_ERR_ARGUMENT},
+        {"microcrad_mlp_forward(m, xs, xs + 1)", bad_mlp_overlap, MICROCRAD_ERR_ARGUMENT},
+    };
+    int64_t live0 = microcrad_live_values();
+    uint64_t rng = 3;
+    const int32_t sizes[1] = {1};
+    bad_args_a = value_create_leaf(1.0);
+    bad_args_layer = microcrad_layer_create(2, 2, MICROCRAD_ACT_TANH, &rng);
+    bad_args_mlp = microcrad_mlp_create(2, 1, sizes, MICROCRAD_ACT_RELU, MICROCRAD_ACT_LINEAR,
+                                        &rng);
+    CHECK(bad_args_a && bad_args_layer && bad_args_mlp);
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        for (int fail_next = 0; fail_next <= 1; fail_next++) {
+            microcrad_scope *scope = microcrad_scope_begin(); /* fresh: no room yet */
+            int64_t allocations = microcrad_allocation_count();
+            microcrad_fail_allocation(fail_next);
+            microcrad_clear_error();
+            int status = calls[i].call();
+            microcrad_fail_allocation(0);
+            if (!CHECK_INT(status, calls[i].status))
+                fprintf(stderr, "    %s (next allocation %s)\n", calls[i].name,
+                        fail_next ? "failing" : "allowed");
+            if (!CHECK_INT(microcrad_allocation_count() - allocations, 0))
+                fprintf(stderr, "    %s allocated\n", calls[i].name);
+            CHECK_INT(microcrad_scope_size(scope), 0);
+            CHECK_INT(microcrad_scope_end(scope), MICROCRAD_OK);
+        }
+    }
+    CHECK_INT(value_ref_count(bad_args_a), 1);
+    microcrad_mlp_free(bad_args_mlp);
+    microcrad_layer_free(bad_args_layer);
+    value_release(bad_args_a);
+    CHECK_INT(microcrad_live_values(), live0);
+}
+
 int main(void)
 {
     int64_t live_at_start = microcrad_live_values();
@@ -465,6 +576,7 @@ int main(void)
     test_a_million_nodes();
     test_training_step_without_releases();
     test_released_result_is_reported();
+    test_bad_arguments_take_no_room();
     CHECK_INT(microcrad_live_values(), live_at_start);
     return check_summary();
 }

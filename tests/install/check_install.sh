@@ -12,7 +12,10 @@
 #   4. builds main.c with find_package(microcrad CONFIG), and main.cpp from a
 #      C++-only project, and runs them;
 #   5. builds and installs the static library (-DBUILD_SHARED_LIBS=OFF) and links
-#      main.c against it through `pkg-config --static` and through find_package;
+#      main.c against it with exactly `cc main.c $(pkg-config --cflags --libs
+#      microcrad)` (no --static), through `pkg-config --static` and through
+#      find_package; checks that only the API is global in the archive, and that a
+#      program with a function named like an internal one (mc_alloc) links;
 #   6. builds main.c in a project that adds this checkout with add_subdirectory,
 #      and in one that uses FetchContent: only the library is built.
 # Each program must load the installed library, not some other copy.
@@ -179,6 +182,31 @@ check_static() {
         fail "$program links a shared libmicrocrad instead of the static library"
     run_consumer "$program"
 }
+
+# Only the API is global in the archive: an internal function left global (mc_alloc,
+# ...) would clash with a program's function of the same name.
+archive_globals=$(nm -g --defined-only "${archives[0]}" | awk 'NF == 3 { print $3 }' | sort -u)
+if [[ $declared != "$archive_globals" ]]; then
+    diff <(echo "$declared") <(echo "$archive_globals") | sed 's/^/    /' >&2 || true
+    fail "libmicrocrad.a's global symbols differ from the header's API ('<' declared only, '>' global only)"
+fi
+step "the static archive's global symbols match the header: $(echo "$archive_globals" | wc -l)"
+step "a program defining its own mc_alloc links against the static library"
+printf '%s\n' '#include <stdlib.h>' 'void *mc_alloc(size_t n);' \
+    'void *mc_alloc(size_t n) { return calloc(1, n); }' >"$work/own_mc_alloc.c"
+"$cc" -c "$work/own_mc_alloc.c" -o "$work/own_mc_alloc.o"
+# shellcheck disable=SC2046 # pkg-config output is a list of words
+"$cc" "$here/main.c" "$work/own_mc_alloc.o" \
+    $(PKG_CONFIG_PATH=$static_pcdir pkg-config --cflags --libs microcrad) -o "$work/consumer-clash"
+check_static "$work/consumer-clash"
+
+# What most build scripts do, without --static: the .pc file of a static install must
+# name libm and pthreads in Libs, not only in Libs.private.
+step "linking the static library with exactly: $cc main.c \$(pkg-config --cflags --libs microcrad)"
+# shellcheck disable=SC2046 # pkg-config output is a list of words
+(cd "$work" && "$cc" "$here/main.c" $(PKG_CONFIG_PATH=$static_pcdir pkg-config --cflags --libs microcrad) \
+    -o consumer-static-plain-pkg-config)
+check_static "$work/consumer-static-plain-pkg-config"
 
 step "linking the static library with pkg-config --static"
 static_flags=$(PKG_CONFIG_PATH=$static_pcdir pkg-config --static --cflags --libs microcrad)
