@@ -87,6 +87,9 @@ SCALARS = {
     "uint32_t": ctypes.c_uint32,
     "uint64_t": ctypes.c_uint64,
     "microcrad_activation": ctypes.c_int,  # enums are ints
+    # function pointers travel as addresses
+    "microcrad_backward_fn": ctypes.c_void_p,
+    "microcrad_release_fn": ctypes.c_void_p,
 }
 
 

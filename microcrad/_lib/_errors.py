@@ -12,13 +12,15 @@ the exception. Status codes map to exceptions as follows:
 * an invalid argument -> ``ValueError``,
 * a reference count that would pass its maximum -> ``OverflowError``,
 * a failed write -> ``OSError``,
+* a failed backward callback -> ``RuntimeError`` (a Python callback's own exception
+  is raised instead: ``_custom_ops.check_backward``),
 * a NULL, released or foreign pointer -> ``MicrocradError``, which always means a bug
   in microcrad itself, since Python code cannot get hold of a raw pointer.
 """
 
 from __future__ import annotations
 
-from microcrad._lib._codes import ERR_ARGUMENT, ERR_IO, ERR_NOMEM, ERR_OVERFLOW
+from microcrad._lib._codes import ERR_ARGUMENT, ERR_CALLBACK, ERR_IO, ERR_NOMEM, ERR_OVERFLOW
 from microcrad._lib._loading import c
 
 
@@ -49,6 +51,8 @@ def exception_for_status(status: int, message: str) -> Exception:
         return OverflowError(message)
     if status == ERR_IO:
         return OSError(message)
+    if status == ERR_CALLBACK:
+        return RuntimeError(message)
     # ERR_NULL, ERR_RELEASED, ERR_FOREIGN, or a code this version does not know.
     return MicrocradError(message)
 
