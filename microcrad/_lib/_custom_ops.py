@@ -96,18 +96,17 @@ def has_python_backward(node: int) -> bool:
 
 def check_backward(status: int) -> None:
     """Checks the status of a call that ran backward callbacks: raises the exception a
-    callback raised, as itself, or the exception for any other failure."""
-    error: BaseException | None = getattr(_pending, "error", None)
-    if error is None:
-        check_status(status)
+    Python callback raised, as itself, or the exception for any other failure."""
+    if status >= 0:
         return
+    error: BaseException | None = getattr(_pending, "error", None)
     _pending.error = None
-    if status != ERR_CALLBACK:  # a failure that came after the callback's (unlikely)
-        check_status(status)
-    try:
-        raise error
-    finally:
-        del error  # no reference cycle through this frame
+    if status == ERR_CALLBACK and error is not None:
+        try:
+            raise error
+        finally:
+            del error  # no reference cycle through this frame
+    check_status(status)
 
 
 def backward(node: int) -> None:
