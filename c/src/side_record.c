@@ -9,9 +9,9 @@
  * never look at the table; freeing a node tests the bit, and only a node that has a
  * record pays for the lookup (node.c calls mc_side_record_drop before it frees a node).
  *
- * The table is shared by all threads and guarded by one mutex. Callbacks and release
- * functions always run with the mutex unlocked: they may create and free nodes, which
- * takes the mutex again.
+ * The table is shared by all threads and guarded by one lock. Callbacks and release
+ * functions always run with the lock free: they may create and free nodes, which
+ * takes the lock again.
  */
 #include "internal.h"
 
@@ -19,7 +19,6 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <threads.h>
 
 typedef struct SideRecord {
     const Value *node;
@@ -35,18 +34,21 @@ typedef struct SideRecord {
 static SideRecord **buckets;
 static size_t bucket_mask; /* number of buckets - 1; buckets NULL while it is 0 */
 static size_t record_count;
-static mtx_t table_lock;
-static once_flag table_once = ONCE_FLAG_INIT;
-
-static void init_lock(void) { mtx_init(&table_lock, mtx_plain); }
+/*
+ * A spin lock rather than C11's mtx_t: glibc's mtx_lock does not pass through the
+ * pthread functions that ThreadSanitizer intercepts, so TSan would not see the lock
+ * and would report every access it guards. Critical sections are a few loads and
+ * stores (never a callback), so spinning is short.
+ */
+static atomic_flag table_lock = ATOMIC_FLAG_INIT;
 
 static void lock(void)
 {
-    call_once(&table_once, init_lock);
-    mtx_lock(&table_lock);
+    while (atomic_flag_test_and_set_explicit(&table_lock, memory_order_acquire))
+        ;
 }
 
-static void unlock(void) { mtx_unlock(&table_lock); }
+static void unlock(void) { atomic_flag_clear_explicit(&table_lock, memory_order_release); }
 
 /* Fibonacci hashing of the address; nodes are at least 48 bytes apart. */
 static size_t bucket_of(const Value *v, size_t mask)
