@@ -259,8 +259,9 @@ MICROCRAD_API int value_zero_grad(Value *root);
 
 /**
  * Writes the graph below `root` to `out` as Graphviz DOT text, in the style of
- * micrograd's notebook: one record node per Value showing its data and grad, and an
- * op node between each result and its operands. Each node appears once, however many
+ * micrograd's notebook: one record node per Value showing its label (when it has one,
+ * see value_set_label), data and grad, and an op node between each result and its
+ * operands, showing the op's symbol or the text given with value_set_op_text. Each node appears once, however many
  * times it is used. Iterative, so any depth works. Returns MICROCRAD_OK, or a negative
  * status when root is not a live Value, out is NULL, memory runs out, or writing fails
  * (MICROCRAD_ERR_IO; the stream is flushed so a full disk is reported here).
