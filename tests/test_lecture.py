@@ -379,6 +379,12 @@ def test_an_exception_in_a_custom_op_propagates_as_itself(
         fresh.backward()
         assert picture(y) == picture(fresh)
         assert x.grad == fresh_x.grad
+        # and no function outlives its node
+        from microcrad._lib import _custom_ops
+
+        kept = len(_custom_ops._functions)
+        del y, fresh
+        assert len(_custom_ops._functions) == kept - 6  # sin and two fragile, twice
     else:
         y.backward()  # later passes run
         assert x.grad != 0.0
