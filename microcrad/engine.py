@@ -284,6 +284,10 @@ class Value(_ValueSlots):
         view: writing to it sets the attribute."""
         return ValueAttributes(self, _instance_dict(self))
 
+    def __dir__(self) -> list[str]:
+        # object.__dir__ adds the instance's attributes only from a real dict.
+        return sorted(set(super().__dir__()) | set(_instance_dict(self)))
+
     # ---------------------------------------------------------------------------
     # Arithmetic
     # ---------------------------------------------------------------------------

@@ -518,6 +518,7 @@ def test_vars_shows_data_and_grad_and_set_attributes(engine: types.SimpleNamespa
     assert attributes is not None and v.__dict__ == attributes
     assert (attributes["data"], attributes["grad"], attributes["m"]) == (2.0, 3.0, 0.25)
     assert {"data", "grad", "m"} <= set(attributes)
+    assert {"data", "grad", "m", "backward"} <= set(dir(v))
     vars(v)["m"] = 0.5
     vars(v)["note"] = "set through vars()"
     assert (v.m, v.note) == (0.5, "set through vars()")
