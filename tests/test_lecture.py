@@ -568,3 +568,38 @@ def test_a_weight_cannot_be_reinitialised_under_a_neuron() -> None:
     assert n([1.0, 0.0]).data == before
     w0.data = 5.0  # the way to change a weight: the neuron sees it
     assert n([1.0, 0.0]).data == max(0.0, 5.0)
+
+
+def test_custom_ops_on_several_threads_keep_their_own_exceptions() -> None:
+    import threading
+
+    Value = microcrad.engine.Value
+    results: dict[int, object] = {}
+
+    def work(index: int) -> None:
+        failure = LookupError(f"thread {index}")
+        x = Value(0.5)
+        out = Value(1.0, (x,), "maybe")
+
+        def _backward() -> None:
+            if index % 2:
+                raise failure
+            x.grad += out.grad
+
+        out._backward = _backward
+        y = out * 2
+        for _ in range(200):
+            try:
+                y.backward()
+            except LookupError as error:
+                results[index] = error is failure
+                error.__traceback__ = None
+                continue
+            results[index] = x.grad
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {0: 400.0, 1: True, 2: 400.0, 3: True}
