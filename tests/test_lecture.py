@@ -12,9 +12,12 @@ from __future__ import annotations
 import gc
 import math
 import random
+import subprocess
+import sys
 import types
 import weakref
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -603,3 +606,32 @@ def test_custom_ops_on_several_threads_keep_their_own_exceptions() -> None:
     for t in threads:
         t.join()
     assert results == {0: 400.0, 1: True, 2: 400.0, 3: True}
+
+
+def test_a_script_with_custom_ops_is_freed_at_exit(tmp_path: Path) -> None:
+    # A graph with a custom op left in a script's globals: shutdown must still clear
+    # the script's globals (the sentinel's __del__ runs), as for any other script.
+    script = tmp_path / "script.py"
+    script.write_text(
+        "import math, sys\n"
+        f"sys.path.insert(0, {str(Path(microcrad.__file__).parent.parent)!r})\n"
+        "from microcrad.engine import Value\n"
+        "def sin(self):\n"
+        "    out = Value(math.sin(self.data), (self,), 'sin')\n"
+        "    def _backward():\n"
+        "        self.grad += math.cos(self.data) * out.grad\n"
+        "    out._backward = _backward\n"
+        "    return out\n"
+        "class Sentinel:\n"
+        "    def __del__(self):\n"
+        "        print('globals cleared', flush=True)\n"
+        "x = Value(0.5)\n"
+        "root = sin(x) * 2\n"
+        "root.backward()\n"
+        "sentinel = Sentinel()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert "globals cleared" in result.stdout

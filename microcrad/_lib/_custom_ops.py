@@ -13,6 +13,7 @@ MICROCRAD_ERR_CALLBACK, and ``check_backward`` raises the kept exception itself.
 
 from __future__ import annotations
 
+import atexit
 import ctypes
 import threading
 from ctypes import c_int, c_void_p
@@ -61,6 +62,23 @@ ctypes.pythonapi.Py_IncRef(ctypes.py_object(_run_thunk))
 ctypes.pythonapi.Py_IncRef(ctypes.py_object(_release_thunk))
 _RUN_ADDRESS = ctypes.cast(_run_thunk, c_void_p).value
 _RELEASE_ADDRESS = ctypes.cast(_release_thunk, c_void_p).value
+
+
+def _drop_functions_at_exit() -> None:
+    """Takes every backward function off its node when the interpreter exits.
+
+    The immortal thunks keep ``_functions`` alive, and with it every function's
+    globals (a script's ``__main__`` dictionary, say), which Python's shutdown would
+    then never clear: the script's graphs would never be freed, and a leak checker
+    would report them. Dropping the functions first lets shutdown free everything.
+    A node freed on the way drops its entry, so each entry still present is a live node.
+    """
+    for node in list(_functions):
+        if node in _functions:
+            c.value_set_backward(node, None, None, None)
+
+
+atexit.register(_drop_functions_at_exit)
 
 
 def set_backward(
