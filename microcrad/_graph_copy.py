@@ -1,5 +1,6 @@
 """Deep copies of graphs, for ``Value.__deepcopy__``: every node below a root rebuilt
-with the same op, parameter, data and grad, over copies of its operands.
+with the same op, parameter, data, grad, label and op text, over copies of its
+operands.
 
 Nodes shared in the original are shared in the copy, also across all the objects of
 one ``copy.deepcopy`` call (the node-to-copy map lives in the deepcopy memo): copying
@@ -30,6 +31,11 @@ def copy_node(original: int, copies: list[Value]) -> int:
     pinned = _lib.pin(copies, Value)
     operands = pinned.nodes
     op = _lib.op_of(original)
+    if _lib.has_python_backward(original):
+        raise TypeError(
+            "cannot deep-copy a custom op whose _backward is a Python function: the "
+            "function works on the original nodes, not on their copies"
+        )
     data = _lib.check_number(_c.value_data(original), original)
     grad = _lib.check_number(_c.value_grad(original), original)
     if op in _lib.BINARY_CONSTRUCTORS:
@@ -52,6 +58,11 @@ def copy_node(original: int, copies: list[Value]) -> int:
         # The data may have been overwritten after the forward computation; keep it as is.
         _lib.check_status(_c.value_set_data(node, data))
         _lib.check_status(_c.value_set_grad(node, grad))
+        label, op_text = _lib.label_of(original), _lib.op_text_of(original)
+        if label:
+            _lib.set_label(node, label)
+        if op_text is not None:
+            _lib.set_op_text(node, op_text)
     except BaseException:
         _c.value_release(node)
         raise

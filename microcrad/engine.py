@@ -6,6 +6,13 @@ The numbers and the graph live in the C library; a ``Value`` object is a thin ha
 that owns exactly one reference to its node, so a graph is freed as soon as the last
 ``Value`` that reaches it is gone.
 
+A node's label and hand-made ``_op`` text are kept with the node in C, so every handle
+of it sees them. Custom ops are defined as in micrograd, by giving a node made with
+``Value(data, children, op)`` a ``_backward`` function, which ``backward()`` calls at
+the node's place in topological order. A Value takes arbitrary attributes
+(``p.m = 0.0``), and ``vars(v)`` shows ``data``, ``grad`` and the rest as micrograd's
+does.
+
 Two handles of the same node compare and hash equal. While a handle of a node is
 alive, ``_prev`` hands out that same object for the node, so code that keys nodes by
 ``id()`` (such as micrograd's ``draw_dot``) sees every node once.
@@ -30,6 +37,8 @@ from collections.abc import Iterable
 from typing import Any, Callable, NoReturn, Union
 
 from microcrad import _lib
+from microcrad._attributes import ValueAttributes
+from microcrad._backward_functions import detach_own_handles
 from microcrad._graph_copy import copy_graph
 from microcrad._numbers import (
     Scalar,
@@ -78,10 +87,6 @@ _value_sigmoid = _c.value_sigmoid
 # The default of Value's _children, recognised by identity to skip checking children.
 _NO_CHILDREN: tuple[Value, ...] = ()
 
-# The attributes a Value has only when given (its label, micrograd's _op text), which
-# a copy carries over.
-_LABEL_AND_OP = ("_label", "_custom_op")
-
 # Constant exponents at least this large are shown as floats ("**1e+300"), not as the
 # long string of digits of an int.
 _LARGEST_EXACT_INTEGER = 2.0**53
@@ -119,11 +124,16 @@ def _unsupported_term(term: object) -> TypeError:
     return unsupported(term, "term")
 
 
-def _copy_label_and_op(source: Value, target: Value) -> None:
-    """Gives ``target`` the label and ``_op`` text that ``source`` was given, if any."""
-    for name in _LABEL_AND_OP:
-        if hasattr(source, name):
-            setattr(target, name, getattr(source, name))
+def _copy_attributes(source: Value, target: Value, memo: dict[int, Any] | None = None) -> None:
+    """Gives ``target`` the attributes set on ``source`` (``p.m``, ...): the same
+    objects, or deep copies of them when ``memo`` (a deepcopy memo) is given."""
+    own = _instance_dict(source)
+    if own:
+        if memo is not None:
+            import copy
+
+            own = copy.deepcopy(own, memo)
+        _instance_dict(target).update(own)
 
 
 def _format_exponent(exponent: float) -> str:
@@ -157,7 +167,19 @@ def _unary_op(
     return method
 
 
-class Value:
+class _ValueSlots:
+    """The storage of a Value: ``_ptr``, the address of the node of which the object
+    owns one reference; an instance dictionary for the attributes code sets on it; and
+    weak references (see _shared_handles)."""
+
+    __slots__ = ("_ptr", "__dict__", "__weakref__")
+
+
+# The real instance dictionary of a Value (Value.__dict__ is the view of vars()).
+_instance_dict: Callable[[Any], dict[str, Any]] = _ValueSlots.__dict__["__dict__"].__get__
+
+
+class Value(_ValueSlots):
     """A scalar node of a computation graph, with its value ``data`` and its gradient
     ``grad``.
 
@@ -169,24 +191,25 @@ class Value:
     Args:
         data: the node's value, any real number (stored as a double).
         _children: operands to record, as micrograd's constructor allows. A node made
-            this way keeps them alive and lists them in ``_prev``, but no gradient
-            flows through it: it is opaque to ``backward()``.
+            this way keeps them alive and lists them in ``_prev``; gradient flows to
+            them through the ``_backward`` function given to it (a custom op), and
+            not at all without one.
         _op: the text ``_op`` returns for this node (micrograd's constructor argument).
         label: a name for the node, for drawing graphs (as in micrograd's notebooks).
 
+    Both texts are kept with the C node: every handle of the node sees them, and
+    ``microcrad.viz`` draws them.
+
     Raises:
-        TypeError: ``data`` is not a real number, a child is not a Value, or ``_op``
-            or ``label`` is not a str.
+        TypeError: ``data`` is not a real number, a child is not a Value, ``_op`` or
+            ``label`` is not a str, or the object is already initialised.
+        ValueError: ``_op`` or ``label`` contains a NUL character.
         OverflowError: ``data`` is an int too large for a double.
     """
 
-    # _ptr: the address of the node, of which this object owns one reference.
-    # _label and _custom_op: set only when given, so operation results carry neither.
-    __slots__ = ("_ptr", "_label", "_custom_op", "__weakref__")
+    __slots__ = ()
 
     _ptr: int  # None only while the object is being destroyed, in __del__
-    _label: str
-    _custom_op: str
 
     def __init__(
         self,
@@ -195,6 +218,13 @@ class Value:
         _op: str = "",
         label: str = "",
     ) -> None:
+        if getattr(self, "_ptr", None) is not None:
+            # Networks, optimizers and tapes hold this object's node; a new node under
+            # the same object would leave them working on the old one.
+            raise TypeError(
+                "Value.__init__ cannot be called again on an initialised Value; "
+                "assign .data to change its value, or make a new Value"
+            )
         number = as_float(data, "data")
         check_text(_op, "_op")
         check_text(label, "label")
@@ -207,19 +237,12 @@ class Value:
                 if not isinstance(child, Value):
                     raise TypeError(f"_children must be Values, got {type(child).__name__!r}")
             node = _lib.create(number, _lib.pin(children, Value))
-        # __init__ may be called again on a live object: start afresh, and give the old
-        # node back.
-        previous = getattr(self, "_ptr", None)
         self._ptr = node
-        if previous is not None:
-            _c.value_release(previous)
-            for name in _LABEL_AND_OP:
-                if hasattr(self, name):
-                    delattr(self, name)
+        # A hand-made node always shows its own text, "" included (micrograd's default).
         if children or _op:
-            self._custom_op = _op
+            _lib.set_op_text(node, _op)
         if label:
-            self._label = label
+            _lib.set_label(node, label)
         _shared_handles.offer(self)
 
     def __del__(self, _release: Callable[[int], int] = _c.value_release) -> None:
@@ -256,14 +279,24 @@ class Value:
 
     @property
     def label(self) -> str:
-        """A name for the node, for drawing graphs ('' if none was given)."""
-        return getattr(self, "_label", "")
+        """A name for the node, for drawing graphs ('' if none was given). Kept with the
+        node, so every handle of it, ``_prev``'s included, shows it."""
+        return _lib.label_of(self._ptr)
 
     @label.setter
     def label(self, text: str) -> None:
-        self._label = check_text(text, "label")
-        # So that a labelled node found through _prev shows its label.
-        _shared_handles.offer(self)
+        _lib.set_label(self._ptr, check_text(text, "label"))
+
+    @property
+    def __dict__(self) -> ValueAttributes:  # type: ignore[override]
+        """What ``vars(v)`` shows: ``data``, ``grad``, ``_backward``, ``_prev``, ``_op`` and
+        ``label`` (read from the node), then the attributes set on this object. A live
+        view: writing to it sets the attribute."""
+        return ValueAttributes(self, _instance_dict(self))
+
+    def __dir__(self) -> list[str]:
+        # object.__dir__ adds the instance's attributes only from a real dict.
+        return sorted(set(super().__dir__()) | set(_instance_dict(self)))
 
     # ---------------------------------------------------------------------------
     # Arithmetic
@@ -456,10 +489,57 @@ class Value:
         As in micrograd and PyTorch, leaf gradients accumulate over calls (reset them
         with ``zero_grad()``), while the gradients of interior nodes are recomputed.
 
+        A custom op's ``_backward`` function runs at the node's place in the order;
+        an exception it raises stops the pass and propagates from here, as itself.
+
         Raises:
             MemoryError: the graph is too large for the temporary arrays.
+            ValueError: called from inside a custom op's ``_backward``.
         """
-        _lib.check_status(_c.value_backward(self._ptr))
+        status = _c.value_backward(self._ptr)
+        if status:
+            _lib.check_backward(status)
+
+    @property
+    def _backward(self) -> Callable[[], object]:
+        """This node's own step of back-propagation, as in micrograd: calling it adds
+        ``self.grad`` times the local derivative to each operand's ``grad``, once (a
+        leaf's does nothing). Calling it on every node in reverse topological order,
+        after setting the root's grad to 1, is what ``backward()`` does.
+
+        Assigning a function to it makes a node built as ``Value(data, children, op)``
+        a custom op: ``backward()`` calls the function at the node's place in the order.
+        The node keeps the function as long as it lives.
+        """
+        function = _lib.backward_function(self._ptr)
+        if function is not None:
+            return function
+        return self._backward_step
+
+    @_backward.setter
+    def _backward(self, function: Callable[[], object]) -> None:
+        if not callable(function):
+            raise TypeError(f"_backward must be callable, not {type(function).__name__!r}")
+        node = self._ptr
+        op = _lib.op_of(node)
+        if op != _lib.OP_CUSTOM:
+            what = "a leaf" if op == _lib.OP_LEAF else f"a built-in op ({self._op!r})"
+            raise ValueError(
+                f"cannot set _backward on {what}: only a node made with its operands, "
+                "Value(data, (a, b, ...), 'op'), takes a backward function"
+            )
+        kept, borrowed = detach_own_handles(
+            function, node, lambda x: isinstance(x, Value) and x._ptr == node, _borrow
+        )
+        _lib.set_backward(node, kept, _invalidator(borrowed) if borrowed else None)
+
+    @_backward.deleter
+    def _backward(self) -> None:
+        _lib.remove_backward(self._ptr)
+
+    def _backward_step(self) -> None:
+        """The node's built-in chain rule, once (value_backward_step)."""
+        _lib.backward_step(self._ptr)
 
     def zero_grad(self) -> None:
         """Sets ``grad`` to 0 on this node and on every node it depends on."""
@@ -477,15 +557,20 @@ class Value:
     @property
     def _op(self) -> str:
         """The operation that made the node, as micrograd names it: '' for a leaf,
-        '+', '*', 'ReLU', ..., and '**2' for a constant power."""
-        custom: str | None = getattr(self, "_custom_op", None)
+        '+', '*', 'ReLU', ..., '**2' for a constant power, and the text given to the
+        node (``Value(x, (a,), 'sin')``, or assigned) when there is one."""
+        node = self._ptr
+        custom = _lib.op_text_of(node)
         if custom is not None:
             return custom
-        node = self._ptr
         op = _lib.op_of(node)
         if op == _lib.OP_POW_CONST:
             return "**" + _format_exponent(_lib.param_of(node))
         return _lib.op_name(op)
+
+    @_op.setter
+    def _op(self, text: str) -> None:
+        _lib.set_op_text(self._ptr, check_text(text, "_op"))
 
     # ---------------------------------------------------------------------------
     # Identity, copying, printing
@@ -506,7 +591,7 @@ class Value:
         node = self._ptr
         _lib.check_status(_c.value_retain(node))
         twin = _adopt(node)
-        _copy_label_and_op(self, twin)
+        _copy_attributes(self, twin)
         return twin
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Value:
@@ -518,7 +603,7 @@ class Value:
         trained without touching the original's.
         """
         duplicate = copy_graph(self._ptr, memo, _adopt_shared)
-        _copy_label_and_op(self, duplicate)
+        _copy_attributes(self, duplicate, memo)
         return duplicate
 
     def __reduce_ex__(self, protocol: object) -> NoReturn:
@@ -532,3 +617,31 @@ class Value:
 
     def __repr__(self) -> str:
         return f"Value(data={self.data}, grad={self.grad})"
+
+
+class _BorrowedValue(Value):
+    """A handle that owns no reference: the stand-in for a node's own handles in the
+    backward function the node keeps (see _backward_functions). It is valid while the
+    node lives, which is as long as that function can run."""
+
+    __slots__ = ()
+
+    def __del__(self) -> None:
+        pass  # owns no reference to give back
+
+
+def _borrow(node: int) -> Value:
+    value: Value = _new_object(_BorrowedValue)
+    value._ptr = node
+    return value
+
+
+def _invalidator(borrowed: list[Value]) -> Callable[[], None]:
+    """What to run when the node lets go of its function: the borrowed handles in it
+    no longer point at the node (which is being freed)."""
+
+    def invalidate() -> None:
+        for handle in borrowed:
+            handle._ptr = None  # type: ignore[assignment]
+
+    return invalidate

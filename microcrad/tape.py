@@ -94,9 +94,10 @@ class Tape:
 
     def backward(self) -> None:
         """Back-propagates from the root, as ``root.backward()`` would: interior
-        gradients are recomputed, leaf gradients accumulate."""
+        gradients are recomputed, leaf gradients accumulate. A custom op's
+        ``_backward`` runs, and an exception it raises propagates from here."""
         with self._lock:
-            _lib.check_status(_c.microcrad_tape_backward(self._live()))
+            _lib.check_backward(_c.microcrad_tape_backward(self._live()))
 
     def zero_grad(self) -> None:
         """Sets the gradient of every recorded node to 0."""

@@ -168,8 +168,9 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", *,
 
 def to_dot(root: Value) -> str:
     """The graph below ``root`` as Graphviz DOT text, written by the C library
-    (``value_write_dot``): a record ``{ data | grad }`` per node and an op node between
-    each result and its operands, left to right. Needs no Python package.
+    (``value_write_dot``): a record ``{ label | data | grad }`` per node (the label only
+    when the node has one) and an op node between each result and its operands, left to
+    right. Needs no Python package.
 
     Raises:
         TypeError: root is not a Value.

@@ -87,6 +87,9 @@ SCALARS = {
     "uint32_t": ctypes.c_uint32,
     "uint64_t": ctypes.c_uint64,
     "microcrad_activation": ctypes.c_int,  # enums are ints
+    # function pointers travel as addresses
+    "microcrad_backward_fn": ctypes.c_void_p,
+    "microcrad_release_fn": ctypes.c_void_p,
 }
 
 
@@ -131,3 +134,30 @@ def test_every_header_function_is_declared_with_its_types() -> None:
         function = getattr(_lib.c, name)
         assert function.restype == restype, name
         assert function.argtypes == argtypes, name
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(
+    not (ROOT / "CMakeLists.txt").exists() or (ROOT / "microcrad" / "libmicrocrad.so").exists(),
+    reason="needs a source checkout whose ./microcrad holds no compiled library",
+)
+def test_a_checkout_without_an_install_says_why_and_what_to_run(tmp_path: Path) -> None:
+    # -S: no site-packages, so no install of the checkout can supply the library, as
+    # for a Python that never ran tools/setup.sh.
+    environment = {k: v for k, v in os.environ.items() if k != "MICROCRAD_LIB"}
+    result = subprocess.run(
+        [sys.executable, "-S", "-c", f"import sys; sys.path.insert(0, {str(ROOT)!r}); import microcrad"],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith("ImportError: cannot load the microcrad C library")
+    assert "source checkout" in message and "no editable install" in message
+    assert "tools/setup.sh" in message and "pip install -e ." in message
+    assert str(ROOT / "build" / "release" / "libmicrocrad.so") in message

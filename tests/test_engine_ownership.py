@@ -170,11 +170,14 @@ def test_deleting_in_any_order(seed: int) -> None:
     assert live() == base
 
 
-def test_reinitialising_a_value_releases_its_old_node() -> None:
+def test_initialising_a_value_again_is_refused_and_changes_nothing() -> None:
+    # A network, optimizer or tape holding x's node would keep working on it while x
+    # moved to a new one: re-initialising is refused (assign .data instead).
     base = live()
-    x = Value(1.0)
-    x.__init__(2.0)  # type: ignore[misc]
-    assert x.data == 2.0
+    x = Value(1.0, label="x")
+    with pytest.raises(TypeError, match="cannot be called again"):
+        x.__init__(2.0)  # type: ignore[misc]
+    assert (x.data, x.label) == (1.0, "x")
     assert live() == base + 1
 
 

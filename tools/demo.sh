@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Usage: tools/demo.sh [arguments for examples/moons.py]
 #
-# Sets up .venv (tools/setup.sh) and runs the main demo: an MLP trained on the
-# two-moons data set, as in micrograd's demo notebook.
+# Sets up .venv with only what the demo needs (tools/setup.sh --demo: microcrad and
+# numpy, scikit-learn, tqdm, matplotlib; build progress shown) and runs the main
+# demo: an MLP trained on the two-moons data set, as in micrograd's demo notebook.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -13,5 +14,5 @@ if [[ ! -f $demo ]]; then
     exit 1
 fi
 
-bash tools/setup.sh
+bash tools/setup.sh --demo
 exec .venv/bin/python "$demo" "$@"

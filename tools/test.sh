@@ -8,7 +8,8 @@
 #
 # Stages:
 #   1. system packages the tests need (installed with apt-get when root)
-#   2. tools/setup.sh: .venv with microcrad (Release wheel build) and test deps
+#   2. tools/setup.sh: .venv with microcrad (editable install, Release build of
+#      the library) and test deps
 #   3. C build: the `debug` CMake preset (-Og -g, assertions on, -Werror)
 #   4. CTest on that build: C tests, examples, the install check
 #   5. tools/memcheck.py: C tests and examples under ASan+UBSan and Valgrind,
@@ -119,7 +120,8 @@ stage "TSan: threads sharing nodes"
 python3 tools/memcheck.py tsan --no-build --each -- \
     build/tsan/tests/test_thread_stress build/tsan/tests/test_pool_threads \
     build/tsan/tests/test_scope build/tsan/tests/test_pool_cross_thread \
-    build/tsan/tests/test_pool_trim
+    build/tsan/tests/test_pool_trim \
+    build/tsan/tests/test_custom_ops
 
 stage "ASan + UBSan + LeakSanitizer: the whole Python test suite"
 python3 tools/memcheck.py asan --no-build -- .venv/bin/pytest -q
@@ -139,9 +141,7 @@ if ((slow)); then
     # Replaces the default `-m "not slow"` from pyproject.toml.
     pytest_args+=(-m "slow or not slow")
 fi
-# The venv's pytest script, not `python -m pytest`: the latter would put the
-# repository root on sys.path, and the source folder ./microcrad (which has no
-# compiled library) would shadow the installed package.
+# The editable install makes `python -m pytest` from the root work as well.
 .venv/bin/pytest "${pytest_args[@]}"
 
 stage "all tests passed in $((SECONDS - started)) s"

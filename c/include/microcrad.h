@@ -96,7 +96,7 @@ extern "C" {
 /** The operation that produced a node. */
 typedef enum microcrad_op {
     MICROCRAD_OP_LEAF = 0,   /**< a leaf: value_create_leaf, or value_create with no operands */
-    MICROCRAD_OP_CUSTOM,     /**< value_create with operands: no gradient flows through it */
+    MICROCRAD_OP_CUSTOM,     /**< value_create with operands: gradient flows only through a value_set_backward callback */
     MICROCRAD_OP_ADD,        /**< a + b */
     MICROCRAD_OP_SUB,        /**< a - b */
     MICROCRAD_OP_MUL,        /**< a * b */
@@ -158,8 +158,9 @@ typedef enum microcrad_status {
 /**
  * The general constructor: a node holding `data`, with `n_prevs` operands taken from
  * `prev[0..n_prevs-1]`, each of which is retained. With no operands the node is a
- * leaf (op MICROCRAD_OP_LEAF); with operands it is an opaque MICROCRAD_OP_CUSTOM node
- * that keeps its operands alive but passes no gradient to them.
+ * leaf (op MICROCRAD_OP_LEAF); with operands it is a MICROCRAD_OP_CUSTOM node that
+ * keeps its operands alive and passes gradient to them only through the callback
+ * given with value_set_backward (a custom op; see "Labels and custom ops").
  * `prev` is copied; the caller keeps ownership of the array and of its references.
  *
  * Returns a new node (one reference, owned by the caller), or NULL when n_prevs is
@@ -370,8 +371,9 @@ MICROCRAD_API int value_zero_grad(Value *root);
 
 /**
  * Writes the graph below `root` to `out` as Graphviz DOT text, in the style of
- * micrograd's notebook: one record node per Value showing its data and grad, and an
- * op node between each result and its operands. Each node appears once, however many
+ * micrograd's notebook: one record node per Value showing its label (when it has one,
+ * see value_set_label), data and grad, and an op node between each result and its
+ * operands, showing the op's symbol or the text given with value_set_op_text. Each node appears once, however many
  * times it is used. Iterative, so any depth works. Returns MICROCRAD_OK, or a negative
  * status when root is not a live Value, out is NULL, memory runs out, or writing fails
  * (MICROCRAD_ERR_IO; the stream is flushed so a full disk is reported here).
@@ -684,6 +686,98 @@ MICROCRAD_API Value *value_prev(const Value *v, uint32_t i);
 /** A short symbol for an op ("+", "*", "**", "exp", "ReLU", ...), as micrograd names
  *  them; "" for a leaf; "?" for a number that is not an op. Static storage. */
 MICROCRAD_API const char *microcrad_op_name(int op);
+
+/* ------------------------------------------------------------------------------ */
+/* Labels and custom ops                                                           */
+/* ------------------------------------------------------------------------------ */
+
+/*
+ * A node may carry a label (a name for pictures, as in micrograd's notebooks), an op
+ * text (what micrograd's `_op` shows for a hand-made node: "tanh", "sin", ...) and,
+ * when value_create made it with operands, a backward callback: a custom op. These
+ * live beside the node, not in it, and are freed with it. Setting them writes to the
+ * node: like value_set_data, it must not run concurrently with anything that reads or
+ * writes the same node.
+ */
+
+/** A backward callback reported failure (value_backward, value_backward_step,
+ *  microcrad_tape_backward). */
+#define MICROCRAD_ERR_CALLBACK (-8)
+
+/**
+ * Sets the node's label to a copy of `label` (UTF-8 text); NULL or "" removes it.
+ * value_write_dot shows it. Returns MICROCRAD_OK, or a negative status when v is not a
+ * live Value or memory runs out (the label is then unchanged).
+ */
+MICROCRAD_API int value_set_label(Value *v, const char *label);
+
+/**
+ * The node's label, "" when it has none, or NULL (with an error) when v is not a live
+ * Value. Borrowed: valid until the label is set again or the node is freed.
+ */
+MICROCRAD_API const char *value_label(const Value *v);
+
+/**
+ * Sets the text shown for the node's op (by value_write_dot, and by Python's `_op`) to a
+ * copy of `text`, "" included; NULL removes it, and the op's own symbol is shown again.
+ * Returns MICROCRAD_OK, or a negative status when v is not a live Value or memory runs
+ * out (the text is then unchanged).
+ */
+MICROCRAD_API int value_set_op_text(Value *v, const char *text);
+
+/**
+ * The text given to value_set_op_text, or NULL when none was given. Also NULL, with an
+ * error recorded, when v is not a live Value. Borrowed: valid until the text is set
+ * again or the node is freed.
+ */
+MICROCRAD_API const char *value_op_text(const Value *v);
+
+/**
+ * A custom op's backward step: adds the node's grad, times the local derivative, to
+ * each operand's grad (read them with value_prev(node, i)). Returns 0 on success;
+ * anything else reports a failure, which stops the backward pass that called it.
+ */
+typedef int (*microcrad_backward_fn)(Value *node, void *context);
+
+/** Gives back a callback's context: called once, when the node is freed or the
+ *  callback is replaced. It must not use the node. */
+typedef void (*microcrad_release_fn)(void *context);
+
+/**
+ * Makes `v`, a node made by value_create with operands, a custom op: value_backward,
+ * value_backward_step and microcrad_tape_backward call backward(v, context) at the
+ * node's place in topological order (after every node computed from it), exactly
+ * where a built-in op applies its rule. Interior gradients are recomputed on every
+ * backward pass and leaf gradients accumulate, as for built-in ops.
+ *
+ * Ownership: on success the node owns `context` and calls release(context) (unless
+ * release is NULL) when the node is freed or the callback is replaced; a context may
+ * hold references to the operands. backward NULL removes the callback (releasing its
+ * context). On error nothing changes and the caller keeps `context`.
+ *
+ * Inside a callback: read and write grads, data and labels, create and release nodes,
+ * call value_backward_step; do not start a graph walk (value_backward, value_zero_grad,
+ * value_write_dot, microcrad_tape_create fail with MICROCRAD_ERR_ARGUMENT there). When a
+ * callback fails, value_backward returns MICROCRAD_ERR_CALLBACK at once: the gradients
+ * applied so far stay, no traversal mark is left on the graph, and a later pass works.
+ *
+ * Returns MICROCRAD_OK, or a negative status when v is not a live Value,
+ * MICROCRAD_ERR_ARGUMENT when v is a leaf or a built-in op (those have their own rule),
+ * or MICROCRAD_ERR_NOMEM.
+ */
+MICROCRAD_API int value_set_backward(Value *v, microcrad_backward_fn backward, void *context,
+                                     microcrad_release_fn release);
+
+/**
+ * One node's step of back-propagation, as micrograd's `node._backward()`: applies v's
+ * own chain rule once, adding v's grad times the local derivative to each operand's
+ * grad (a custom op runs its callback). Nothing else is visited or zeroed; a leaf does
+ * nothing. Calling it on every node in reverse topological order, after setting the
+ * root's grad to 1 and the others to 0, gives what value_backward gives. Returns
+ * MICROCRAD_OK, a negative status when v is not a live Value, or
+ * MICROCRAD_ERR_CALLBACK when its callback fails.
+ */
+MICROCRAD_API int value_backward_step(Value *v);
 
 /* ------------------------------------------------------------------------------ */
 /* Library state                                                                   */

@@ -53,6 +53,7 @@ const char *microcrad_status_string(int status)
     case MICROCRAD_ERR_ARGUMENT: return "invalid argument";
     case MICROCRAD_ERR_OVERFLOW: return "reference count overflow";
     case MICROCRAD_ERR_IO: return "write error";
+    case MICROCRAD_ERR_CALLBACK: return "a backward callback failed";
     default: return "unknown status";
     }
 }

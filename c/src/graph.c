@@ -184,14 +184,29 @@ static inline void apply_backward(Value *v)
         backward(v);
 }
 
-void mc_backpropagate(Value *root, Value *const *interior, size_t n)
+/* Applies the backward step of interior node `v`: its op's rule, or the callback of a
+ * custom node. Returns MICROCRAD_OK, or MICROCRAD_ERR_CALLBACK (error recorded, naming
+ * `fn`) when a callback fails. The flag test keeps built-in ops off the callback path. */
+static inline int backward_step(Value *v, const char *fn)
+{
+    if ((v->flags & MC_FLAG_SIDE_RECORD) && v->op == MICROCRAD_OP_CUSTOM)
+        return mc_run_backward_callback(v, fn);
+    apply_backward(v);
+    return MICROCRAD_OK;
+}
+
+int mc_backpropagate(Value *root, Value *const *interior, size_t n, const char *fn)
 {
     /* Interior gradients are recomputed from scratch each time; leaves accumulate. */
     for (size_t i = 0; i < n; i++)
         interior[i]->grad = 0.0;
     root->grad += 1.0; /* the root comes last, if it is interior */
-    for (size_t i = n; i-- > 0;)
-        apply_backward(interior[i]);
+    for (size_t i = n; i-- > 0;) {
+        int status = backward_step(interior[i], fn);
+        if (status != MICROCRAD_OK)
+            return status;
+    }
+    return MICROCRAD_OK;
 }
 
 /*
@@ -201,8 +216,10 @@ void mc_backpropagate(Value *root, Value *const *interior, size_t n)
  * consumer of a node before the node itself, and the first consumer to be reached
  * finds the node still marked. It zeroes the node's grad and unmarks it just before
  * adding the first contribution. Leaves were never marked, and keep accumulating.
+ * When a callback fails, the pass stops there and clears the marks it has not reached,
+ * so that nothing of this walk is left on the graph; the status is returned.
  */
-static void backpropagate_marked(Value *root, Value *const *order, size_t n)
+static int backpropagate_marked(Value *root, Value *const *order, size_t n)
 {
     /* The root is listed and marked even when it is a leaf (whose grad accumulates). */
     if (root->n_prevs > 0)
@@ -218,8 +235,21 @@ static void backpropagate_marked(Value *root, Value *const *order, size_t n)
                 operand->flags &= (uint16_t)~MC_FLAG_VISITED;
             }
         }
-        apply_backward(v);
+        int status = backward_step(v, "value_backward");
+        if (status != MICROCRAD_OK) {
+            for (size_t k = 0; k < i; k++)
+                order[k]->flags &= (uint16_t)~MC_FLAG_VISITED;
+            return status;
+        }
     }
+    return MICROCRAD_OK;
+}
+
+/* The error of a graph walk started from inside a backward callback. */
+static int walk_in_callback(const char *fn)
+{
+    return mc_error(MICROCRAD_ERR_ARGUMENT,
+                    "%s: cannot walk a graph from inside a backward callback", fn);
 }
 
 int value_backward(Value *root)
@@ -227,12 +257,43 @@ int value_backward(Value *root)
     int status = mc_check(root, MC_KIND_VALUE, "value_backward", 1);
     if (status != MICROCRAD_OK)
         return status;
+    if (mc_in_backward_callback())
+        return walk_in_callback("value_backward");
     NodeList order;
     if (topological_order(root, &order, 0) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_backward: out of memory ordering the graph");
-    backpropagate_marked(root, order.items, order.len);
+    /* A callback may drop the caller's references: holding one to the root keeps every
+     * node of the order alive until the pass ends. Only needed when there are callbacks,
+     * which only custom nodes with a side record have. */
+    int callbacks = 0;
+    for (size_t i = 0; i < order.len && !callbacks; i++)
+        callbacks = order.items[i]->op == MICROCRAD_OP_CUSTOM &&
+                    (order.items[i]->flags & MC_FLAG_SIDE_RECORD);
+    if (callbacks && value_retain(root) != MICROCRAD_OK)
+        callbacks = 0; /* the count is saturated: the caller's references are many */
+    status = backpropagate_marked(root, order.items, order.len);
     mc_free(order.items);
-    return MICROCRAD_OK;
+    if (callbacks)
+        value_release(root);
+    return status;
+}
+
+int value_backward_step(Value *v)
+{
+    int status = mc_check(v, MC_KIND_VALUE, "value_backward_step", 1);
+    if (status != MICROCRAD_OK)
+        return status;
+    if (v->n_prevs == 0)
+        return MICROCRAD_OK; /* a leaf passes gradient nowhere */
+    if (!((v->flags & MC_FLAG_SIDE_RECORD) && v->op == MICROCRAD_OP_CUSTOM)) {
+        apply_backward(v);
+        return MICROCRAD_OK;
+    }
+    if (value_retain(v) != MICROCRAD_OK)
+        return mc_run_backward_callback(v, "value_backward_step");
+    status = mc_run_backward_callback(v, "value_backward_step");
+    value_release(v);
+    return status;
 }
 
 int value_zero_grad(Value *root)
@@ -240,6 +301,8 @@ int value_zero_grad(Value *root)
     int status = mc_check(root, MC_KIND_VALUE, "value_zero_grad", 1);
     if (status != MICROCRAD_OK)
         return status;
+    if (mc_in_backward_callback())
+        return walk_in_callback("value_zero_grad");
     NodeList order;
     if (topological_order(root, &order, 1) != MICROCRAD_OK)
         return mc_error(MICROCRAD_ERR_NOMEM, "value_zero_grad: out of memory walking the graph");

@@ -346,7 +346,35 @@ int mc_graph_order(Value *root, Value ***order, size_t *len);
 
 /* value_backward's work for `root` over `interior`, its n interior nodes (operands
  * before results, the root last when it is interior; leaves left out): zeroes their
- * gradients, adds 1 to the root's, and applies the backward rules in reverse order. */
-void mc_backpropagate(Value *root, Value *const *interior, size_t n);
+ * gradients, adds 1 to the root's, and applies the backward rules (and callbacks) in
+ * reverse order. Returns MICROCRAD_OK, or MICROCRAD_ERR_CALLBACK (error recorded,
+ * naming `fn`) when a callback fails: the pass stops there. */
+int mc_backpropagate(Value *root, Value *const *interior, size_t n, const char *fn);
+
+/* ---- side records: labels, op texts, backward callbacks (side_record.c) ------- */
+
+/* Internal bit of Value.flags: the node has a side record (a label, an op text or a
+ * backward callback) in side_record.c's table. */
+#define MC_FLAG_SIDE_RECORD 2u
+
+/* Takes the side record of `v`, a node being freed whose flags have
+ * MC_FLAG_SIDE_RECORD, out of the table, frees it, and calls the release function of
+ * its callback's context, if any. Called by node.c before it drops the node's
+ * operands, so that a context holding references to those operands gives them back
+ * while the node still holds its own (no freeing recursion). Never allocates. */
+void mc_side_record_drop(Value *v);
+
+/* Runs the backward callback of `v`, if it has one. Returns MICROCRAD_OK, or records an
+ * error naming `fn` and returns MICROCRAD_ERR_CALLBACK when the callback reports a
+ * failure. */
+int mc_run_backward_callback(Value *v, const char *fn);
+
+/* Whether the calling thread is inside a backward callback: graph walks then refuse to
+ * start, since their traversal marks would mix with those of the walk that called it. */
+int mc_in_backward_callback(void);
+
+/* Copies of `v`'s label and op text into *label and *op_text (NULL where it has none),
+ * for the caller to mc_free. MICROCRAD_OK or MICROCRAD_ERR_NOMEM (both NULL then). */
+int mc_side_record_label(const Value *v, char **label, char **op_text);
 
 #endif /* MICROCRAD_INTERNAL_H */

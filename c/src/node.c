@@ -165,6 +165,12 @@ static void free_unreferenced(Value *first)
     while (pending) {
         Value *v = pending;
         pending = next_pending(v);
+        /* A label, op text or callback goes first, while the node still holds its
+         * operands: a callback's context (a Python closure) may hold references to
+         * them, and giving those back must not free the operands from inside this
+         * loop's caller, recursively, once per level of a deep graph. */
+        if (v->flags & MC_FLAG_SIDE_RECORD)
+            mc_side_record_drop(v);
         for (uint32_t i = 0; i < v->n_prevs; i++) {
             Value *operand = v->prev[i];
             if (drop_reference(operand)) {

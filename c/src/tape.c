@@ -148,6 +148,11 @@ microcrad_tape *microcrad_tape_create(Value *root)
 {
     if (mc_check(root, MC_KIND_VALUE, "microcrad_tape_create", 1) != MICROCRAD_OK)
         return NULL;
+    if (mc_in_backward_callback()) {
+        mc_error(MICROCRAD_ERR_ARGUMENT,
+                 "microcrad_tape_create: cannot walk a graph from inside a backward callback");
+        return NULL;
+    }
     microcrad_tape *tape = mc_alloc(sizeof *tape);
     if (!tape) {
         mc_error(MICROCRAD_ERR_NOMEM, "microcrad_tape_create: out of memory");
@@ -230,8 +235,8 @@ int microcrad_tape_backward(microcrad_tape *tape)
     int status = check_tape(tape, "microcrad_tape_backward");
     if (status != MICROCRAD_OK)
         return status;
-    mc_backpropagate(tape->root, tape->interior, tape->n_interior);
-    return MICROCRAD_OK;
+    return mc_backpropagate(tape->root, tape->interior, tape->n_interior,
+                            "microcrad_tape_backward");
 }
 
 int microcrad_tape_zero_grad(microcrad_tape *tape)

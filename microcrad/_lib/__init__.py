@@ -18,7 +18,8 @@ use the names below; the pieces live in:
 * ``_node_view``: reading and writing a node's data and grad in place;
 * ``_info``: the library's version, build features and live node count;
 * ``_optimizers``: the C optimizers behind microcrad.optim;
-* ``_dot``: a graph as Graphviz DOT text.
+* ``_dot``: a graph as Graphviz DOT text;
+* ``_custom_ops``: labels, op texts and Python backward functions kept with a node.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from microcrad._lib._codes import (
     BUILD_UBSAN,
     BUILD_VALGRIND,
     ERR_ARGUMENT,
+    ERR_CALLBACK,
     ERR_FOREIGN,
     ERR_IO,
     ERR_NOMEM,
@@ -67,6 +69,19 @@ from microcrad._lib._codes import (
     OP_SUB,
     OP_SUM,
     OP_TANH,
+)
+from microcrad._lib._custom_ops import (
+    backward,
+    backward_function,
+    backward_step,
+    check_backward,
+    has_python_backward,
+    label_of,
+    op_text_of,
+    remove_backward,
+    set_backward,
+    set_label,
+    set_op_text,
 )
 from microcrad._lib._dot import dot_text
 from microcrad._lib._errors import (
@@ -122,6 +137,7 @@ __all__ = [
     "BulkNodes",
     "DIRECT_ACCESS",
     "ERR_ARGUMENT",
+    "ERR_CALLBACK",
     "ERR_FOREIGN",
     "ERR_IO",
     "ERR_NOMEM",
@@ -157,6 +173,17 @@ __all__ = [
     "OP_TANH",
     "UNARY_CONSTRUCTORS",
     "adam_create",
+    "backward",
+    "backward_function",
+    "backward_step",
+    "check_backward",
+    "has_python_backward",
+    "label_of",
+    "op_text_of",
+    "remove_backward",
+    "set_backward",
+    "set_label",
+    "set_op_text",
     "build_features",
     "c",
     "check_number",

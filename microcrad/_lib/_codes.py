@@ -12,6 +12,7 @@ ERR_NOMEM = -4
 ERR_ARGUMENT = -5
 ERR_OVERFLOW = -6
 ERR_IO = -7
+ERR_CALLBACK = -8  # MICROCRAD_ERR_CALLBACK: a backward callback failed
 
 # The largest reference count a node can hold (the C field is a uint32_t).
 MAX_REF_COUNT = 2**32 - 1

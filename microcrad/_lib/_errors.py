@@ -12,6 +12,8 @@ the exception. Status codes map to exceptions as follows:
 * an invalid argument -> ``ValueError``,
 * a reference count that would pass its maximum -> ``OverflowError``,
 * a failed write -> ``OSError``,
+* a failed backward callback -> ``RuntimeError`` (a Python callback's own exception
+  is raised instead: ``_custom_ops.check_backward``),
 * a released or foreign pointer -> ``MicrocradError``, which always means a bug in
   microcrad itself, since Python code cannot get hold of a raw pointer;
 * a NULL node -> ``ReleasedValueError`` (a ``MicrocradError`` and a
@@ -22,7 +24,14 @@ the exception. Status codes map to exceptions as follows:
 
 from __future__ import annotations
 
-from microcrad._lib._codes import ERR_ARGUMENT, ERR_IO, ERR_NOMEM, ERR_NULL, ERR_OVERFLOW
+from microcrad._lib._codes import (
+    ERR_ARGUMENT,
+    ERR_CALLBACK,
+    ERR_IO,
+    ERR_NOMEM,
+    ERR_NULL,
+    ERR_OVERFLOW,
+)
 from microcrad._lib._loading import c
 
 
@@ -78,6 +87,8 @@ def exception_for_status(status: int, message: str) -> Exception:
         return OSError(message)
     if status == ERR_NULL:
         return ReleasedValueError(message)
+    if status == ERR_CALLBACK:
+        return RuntimeError(message)
     # ERR_NULL, ERR_RELEASED, ERR_FOREIGN, or a code this version does not know.
     return MicrocradError(message)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import importlib.resources
 import os
+import sys
 
 from microcrad._lib._signatures import declare
 
@@ -29,6 +30,42 @@ def library_path() -> str:
     return str(packaged)
 
 
+def _missing_library_advice(path: str) -> str:
+    """Why the packaged library is missing, and what to run.
+
+    The usual case is Python started in a source checkout (the repository root, where
+    ``./microcrad`` holds the Python sources but no compiled library) by an interpreter
+    that has no editable install of the checkout: ./microcrad then shadows any installed
+    copy.
+    """
+    package = os.path.dirname(path)
+    checkout = os.path.dirname(package)
+    if not os.path.isfile(os.path.join(checkout, "CMakeLists.txt")):
+        return (
+            f"{path!r} does not exist; reinstall the package with 'pip install' "
+            "(which builds the C library)"
+        )
+    advice = (
+        f"this Python ({sys.executable}) imported microcrad from the source checkout "
+        f"{checkout!r}, which holds no compiled library, because it has no editable "
+        "install of that checkout. "
+    )
+    venv_python = os.path.join(checkout, ".venv", "bin", "python")
+    if os.path.isfile(venv_python):
+        advice += (
+            f"The checkout's environment has one: use {venv_python} (or run "
+            "'source .venv/bin/activate' first, or pick .venv as the notebook kernel); "
+            "after pulling new C code, run 'bash tools/setup.sh' again to rebuild it. "
+        )
+    else:
+        advice += "Run 'bash tools/setup.sh' there and use .venv/bin/python. "
+    return advice + (
+        "Alternatively: 'pip install -e .' into this Python, or build the library with "
+        "'cmake --preset release && cmake --build --preset release' and set "
+        f"${LIBRARY_ENV_VAR}={os.path.join(checkout, 'build', 'release', LIBRARY_FILE_NAME)}"
+    )
+
+
 def load() -> ctypes.PyDLL:
     """Opens the library and declares its functions, which are all called with the GIL
     held (``PyDLL``; ``_signatures`` says why).
@@ -42,11 +79,7 @@ def load() -> ctypes.PyDLL:
         if os.environ.get(LIBRARY_ENV_VAR):
             how = f"${LIBRARY_ENV_VAR} is set to {path!r}, which is not a file"
         else:
-            how = (
-                f"{path!r} does not exist; install the package with "
-                "'pip install .' (which builds the C library), or build it with CMake "
-                f"and point ${LIBRARY_ENV_VAR} at the resulting {LIBRARY_FILE_NAME}"
-            )
+            how = _missing_library_advice(path)
         raise ImportError(f"cannot load the microcrad C library: {how}")
     try:
         lib = ctypes.PyDLL(path)

@@ -136,6 +136,14 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     ("microcrad_status_string", c_char_p, [c_int]),
     ("microcrad_version", c_char_p, []),
     ("microcrad_build_features", c_uint, []),
+    # labels and custom ops
+    ("value_set_label", c_int, [_node, c_char_p]),
+    ("value_label", c_char_p, [_node]),
+    ("value_set_op_text", c_int, [_node, c_char_p]),
+    ("value_op_text", c_char_p, [_node]),
+    # the two function pointers travel as addresses (see _custom_ops)
+    ("value_set_backward", c_int, [_node, c_void_p, c_void_p, c_void_p]),
+    ("value_backward_step", c_int, [_node]),
     # test hooks
     ("microcrad_fail_allocation", c_int, [c_int64]),
     ("microcrad_allocation_count", c_int64, []),
