@@ -7,7 +7,9 @@ chain rule once: it adds v's local derivatives times ``v.grad`` to the grads of 
 operands. After each step the gradients of every node are recorded, so the frames
 show which node was processed and how each gradient grew.
 
-``local_step`` is such a step, written out in Python from each op's derivative.
+By default the step is the node's own ``_backward()``, the library's backward rule
+for one node, exactly as the lecture calls it by hand; ``local_step`` is the same step
+written out in Python from each op's derivative, to read (and to check the other).
 ``render_html(root)`` turns the frames into one self-contained HTML page, one
 picture per frame (needs Graphviz's ``dot``), with buttons to move through them.
 """
@@ -24,7 +26,7 @@ from microcrad import engine as _engine
 from microcrad.engine import Value
 from microcrad.viz import draw_dot, topological_order
 
-__all__ = ["Frame", "backward_frames", "local_step", "render_html"]
+__all__ = ["Frame", "backward_frames", "local_step", "node_step", "render_html"]
 
 Step = Callable[[Value], None]
 
@@ -32,6 +34,12 @@ Step = Callable[[Value], None]
 def _operands(node: Value) -> list[Value]:
     """The node's operands in operand order, repeats included (``a * a`` has two)."""
     return [_engine._shared_handles.handle_of(operand) for operand in _lib.prev(node._ptr)]
+
+
+def node_step(node: Value) -> None:
+    """Applies ``node``'s local chain rule once, with the library's own rule: the
+    lecture's ``node._backward()``."""
+    node._backward()
 
 
 def local_step(node: Value) -> None:
@@ -105,7 +113,7 @@ class Frame:
     grads: dict[Value, float]
 
 
-def backward_frames(root: Value, step: Step = local_step) -> list[Frame]:
+def backward_frames(root: Value, step: Step = node_step) -> list[Frame]:
     """Back-propagates from ``root`` one node at a time and records each step.
 
     Sets every gradient below ``root`` to 0 (leaves included: a step-through starts
@@ -145,7 +153,7 @@ def _caption(index: int, frame: Frame, previous: Frame | None) -> str:
     return f"step {index}: {op} node (data {node.data:.4f}) passes its grad on: {changes}"
 
 
-def render_html(root: Value, step: Step = local_step, title: str = "backward, step by step",
+def render_html(root: Value, step: Step = node_step, title: str = "backward, step by step",
                 show_refcount: bool = False) -> str:
     """A self-contained HTML page that steps through backward from ``root``: one
     SVG picture per frame (the processed node in colour, each grad as it is then,

@@ -83,6 +83,16 @@ def test_each_frame_grows_only_the_processed_nodes_operands() -> None:
     assert by_node[root].grads[a] == 1.0 and by_node[root].grads[b] == 1.0
 
 
+def test_the_library_step_and_the_written_out_step_give_the_same_frames() -> None:
+    root, _ = _graph()
+    by_library = stepthrough.backward_frames(root, step=stepthrough.node_step)
+    by_python = stepthrough.backward_frames(root, step=stepthrough.local_step)
+    assert [f.processed for f in by_library] == [f.processed for f in by_python]
+    for mine, theirs in zip(by_library, by_python):
+        for node, grad in mine.grads.items():
+            assert math.isclose(grad, theirs.grads[node], rel_tol=1e-12, abs_tol=1e-15)
+
+
 def test_the_step_is_a_parameter() -> None:
     calls: list[Value] = []
     root = Value(1.0) + Value(2.0)
