@@ -1,5 +1,5 @@
 /*
- * test_canary.c - bad pointers are reported, never crashed on, and change nothing.
+ * test_check_canary.c - bad pointers are reported, never crashed on, and change nothing.
  *
  * Every public function that takes a Value (the node functions, and the bulk, DOT,
  * tape, optimizer and network calls that take Values as inputs) is called with NULL,
