@@ -7,6 +7,7 @@
 
 #include <microcrad.h>
 
+#include <dlfcn.h>
 #include <math.h>
 #include <string.h>
 
@@ -137,6 +138,56 @@ static void test_every_op_by_number(void)
     value_release(b);
 }
 
+/* Each op names its public constructor, and for an op of one or two operands that
+ * function (found by name) builds what value_create_op builds. */
+static void test_constructors(void)
+{
+    printf("each op's own constructor\n");
+    CHECK(microcrad_op_constructor(-1) == NULL);
+    CHECK(microcrad_op_constructor(microcrad_op_count()) == NULL);
+    void *self = dlopen(NULL, RTLD_LAZY);
+    if (!CHECK(self != NULL))
+        return;
+    Value *a = value_create_leaf(0.7), *b = value_create_leaf(1.9);
+    Value *pair[2] = {a, b};
+    for (int op = 0; op < microcrad_op_count(); op++) {
+        const char *name = microcrad_op_constructor(op);
+        if (!CHECK(name != NULL && strncmp(name, "value_", 6) == 0))
+            continue;
+        void *symbol = dlsym(self, name);
+        if (!CHECK(symbol != NULL)) {
+            fprintf(stderr, "    op %d: no function %s\n", op, name);
+            continue;
+        }
+        int arity = microcrad_op_arity(op);
+        if (arity < 1 || arity > 2)
+            continue;
+        Value *by_name;
+        if (microcrad_op_takes_param(op)) {
+            Value *(*make)(Value *, double);
+            memcpy(&make, &symbol, sizeof make);
+            by_name = make(a, 2.5);
+        } else if (arity == 1) {
+            Value *(*make)(Value *);
+            memcpy(&make, &symbol, sizeof make);
+            by_name = make(a);
+        } else {
+            Value *(*make)(Value *, Value *);
+            memcpy(&make, &symbol, sizeof make);
+            by_name = make(a, b);
+        }
+        Value *by_number = value_create_op(op, 2.5, arity, pair);
+        if (CHECK(by_name && by_number)) {
+            CHECK_INT(value_op(by_name), op);
+            CHECK_SAME(value_data(by_name), value_data(by_number));
+            CHECK_SAME(value_param(by_name), value_param(by_number));
+        }
+        value_release(by_name);
+        value_release(by_number);
+    }
+    value_release(a);
+    value_release(b);
+}
 
 int main(void)
 {
@@ -144,6 +195,7 @@ int main(void)
     int64_t live_at_start = microcrad_live_values();
     test_op_names();
     test_every_op_by_number();
+    test_constructors();
     CHECK_INT(microcrad_live_values(), live_at_start);
     return check_summary();
 }
