@@ -687,6 +687,43 @@ MICROCRAD_API Value *value_prev(const Value *v, uint32_t i);
  *  them; "" for a leaf; "?" for a number that is not an op. Static storage. */
 MICROCRAD_API const char *microcrad_op_name(int op);
 
+/*
+ * Ops by number: the op table, for code that handles every op alike (bindings that
+ * derive their tables from the library, tests and fuzzers that enumerate ops, graph
+ * copies). Op codes run from 0 to microcrad_op_count() - 1.
+ */
+
+/** The number of ops: MICROCRAD_OP_COUNT_ of the library as built. */
+MICROCRAD_API int microcrad_op_count(void);
+
+/** The number of operands op `op` takes: 0 for a leaf, 1 for neg, exp, ..., 2 for
+ *  add, pow, ...; -1 for an op with any number of them (sum: n >= 0; neuron: an odd
+ *  n, b then (w, x) pairs; custom: n >= 1). MICROCRAD_ERR_ARGUMENT when `op` is not an
+ *  op (no error recorded). */
+MICROCRAD_API int microcrad_op_arity(int op);
+
+/** 1 when op `op` reads a constant parameter (POW_CONST's exponent), 0 when not;
+ *  MICROCRAD_ERR_ARGUMENT when `op` is not an op (no error recorded). */
+MICROCRAD_API int microcrad_op_takes_param(int op);
+
+/**
+ * A node of any op: what the op's own constructor builds from the same operands
+ * (value_create_op(MICROCRAD_OP_MUL, 0, 2, (Value *[]){a, b}) is value_mul(a, b)), handed
+ * out the same way (to the innermost scope when one is open). `param` is the op's
+ * constant for an op that takes one (microcrad_op_takes_param), the node's data for a
+ * leaf or a custom node (as value_create's `data`), and ignored otherwise (the node's
+ * param is then 0). The node retains each of operands[0..n-1]; `operands` is copied.
+ *
+ * Returns a new node (one reference, owned by the caller), or NULL with the status in
+ * microcrad_last_status(): MICROCRAD_ERR_ARGUMENT when `op` is not an op or n is not a
+ * count it takes (microcrad_op_arity); MICROCRAD_ERR_NULL when operands is NULL while
+ * n > 0, or an operand is NULL; MICROCRAD_ERR_RELEASED or MICROCRAD_ERR_FOREIGN for
+ * an operand that is not a live Value; MICROCRAD_ERR_OVERFLOW when an operand's
+ * reference count would overflow; MICROCRAD_ERR_NOMEM when memory runs out. Nothing
+ * is changed or left allocated then.
+ */
+MICROCRAD_API Value *value_create_op(int op, double param, int32_t n, Value *const *operands);
+
 /* ------------------------------------------------------------------------------ */
 /* Labels and custom ops                                                           */
 /* ------------------------------------------------------------------------------ */

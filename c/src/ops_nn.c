@@ -61,7 +61,10 @@ static void neuron_backward(Value *v)
         v->prev[0]->grad += g;
 }
 
-const OpRule mc_rule_neuron = {"neuron", neuron_forward, neuron_backward};
+/* b, then a (w, x) pair per term: an odd number of operands. */
+static int neuron_count_ok(int32_t n) { return n % 2 == 1; }
+const OpRule mc_rule_neuron = {.name = "neuron", .arity = -1, .count_ok = neuron_count_ok,
+                             .forward = neuron_forward, .backward = neuron_backward};
 
 /* neuron_forward for several nodes at once: each sum is still b, then + w0*x0, then
  * + w1*x1, ..., in its own variable; only the chains of additions of different nodes,

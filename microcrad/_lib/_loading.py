@@ -165,6 +165,10 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     ("value_n_prevs", c_int64, [_node]),
     ("value_prev", _node, [_node, c_uint32]),
     ("microcrad_op_name", c_char_p, [c_int]),
+    ("microcrad_op_count", c_int, []),
+    ("microcrad_op_arity", c_int, [c_int]),
+    ("microcrad_op_takes_param", c_int, [c_int]),
+    ("value_create_op", _node, [c_int, c_double, c_int32, _nodes]),
     # library state
     ("microcrad_live_values", c_int64, []),
     ("microcrad_trim", c_int64, []),

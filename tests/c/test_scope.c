@@ -43,6 +43,7 @@ typedef int (*call_fn)(const inputs *in, Value **out);
     }
 
 ONE(value_create, value_create(1.0, 2, (Value **)in->w))
+ONE(value_create_op, value_create_op(MICROCRAD_OP_POW_CONST, 3.0, 1, &in->a))
 ONE(value_create_leaf, value_create_leaf(2.0))
 ONE(value_add, value_add(in->a, in->b))
 ONE(value_sub, value_sub(in->a, in->b))
@@ -85,7 +86,7 @@ static const struct {
     const char *name;
     call_fn call;
 } calls[] = {
-    CALL(value_create), CALL(value_create_leaf), CALL(value_add), CALL(value_sub),
+    CALL(value_create), CALL(value_create_op), CALL(value_create_leaf), CALL(value_add), CALL(value_sub),
     CALL(value_mul), CALL(value_div), CALL(value_neg), CALL(value_pow), CALL(value_pow_const),
     CALL(value_exp), CALL(value_log), CALL(value_relu), CALL(value_tanh), CALL(value_sigmoid),
     CALL(value_add_scalar), CALL(value_sub_scalar), CALL(value_mul_scalar),
