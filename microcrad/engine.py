@@ -121,6 +121,13 @@ def _format_exponent(exponent: float) -> str:
     return str(exponent)
 
 
+# The operators of Value that the factories below make, by method name: "unary" for a
+# one-operand op (``x.relu()``), "binary" for a two-operand one (``x * y``, ``x * 2``)
+# and "reflected" for its reflected form (``2 * x``). Tests enumerate ops through it, so
+# a new op's method is tested without naming it there.
+OPERATORS: dict[str, str] = {}
+
+
 def _unary_op(c_name: str, name: str, doc: str) -> Callable[[Value], Value]:
     """A method of Value applying the one-operand C op constructor ``c_name`` (such as
     ``"value_exp"``) to its node.
@@ -129,6 +136,7 @@ def _unary_op(c_name: str, name: str, doc: str) -> Callable[[Value], Value]:
     written-out method would look it up as a global.
     """
     c_function = _op_constructor(c_name, "node")
+    OPERATORS[name] = "unary"
 
     def method(self: Value) -> Value:
         node = c_function(self._ptr)
@@ -187,6 +195,7 @@ def _binary_op(
         return result
 
     reflected_name = "__r" + name[2:]
+    OPERATORS[name], OPERATORS[reflected_name] = "binary", "reflected"
     for function, function_name, function_doc in (
         (method, name, doc),
         (reflected, reflected_name, reflected_doc),

@@ -37,6 +37,8 @@ The modules:
 from __future__ import annotations
 
 from microcrad._lib._loading import (
+    OPS,
+    Op,
     ACT_LINEAR,
     ACT_RELU,
     ACT_SIGMOID,
@@ -155,6 +157,8 @@ from microcrad._lib._graphs import (
 from microcrad._lib._loading import SIGNATURES as _SIGNATURES
 
 __all__ = [
+    "OPS",
+    "Op",
     "ACT_LINEAR",
     "ACT_RELU",
     "ACT_SIGMOID",

@@ -19,7 +19,7 @@ from ctypes import (
     c_uint64,
     c_void_p,
 )
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 
 
@@ -325,6 +325,35 @@ def load() -> ctypes.PyDLL:
 c = load()
 """The loaded library. Only the modules of ``microcrad._lib`` call it (and tests, to
 reach the library below the Python layer); see the rule in ``_lib/__init__``."""
+
+
+class Op(NamedTuple):
+    """One op of the library's op table (microcrad_op_count, microcrad_op_name, ...)."""
+
+    code: int
+    name: str  # microcrad_op_name: "+", "ReLU", "" for a leaf, ...
+    arity: int  # the number of operands; -1 for any number (sum, neuron, custom)
+    takes_param: bool  # whether it keeps a constant (POW_CONST's exponent)
+
+
+def _op_table() -> tuple[Op, ...]:
+    """Every op, by code, as the loaded library describes it."""
+    return tuple(
+        Op(
+            code,
+            c.microcrad_op_name(code).decode("ascii"),
+            c.microcrad_op_arity(code),
+            c.microcrad_op_takes_param(code) == 1,
+        )
+        for code in range(c.microcrad_op_count())
+    )
+
+
+OPS = _op_table()
+"""The library's op table, indexed by op code: code that handles every op alike (graph
+copies, tests that enumerate ops) reads it, so a new op needs no table in Python. The
+named op codes above (OP_ADD, ...) are for code that handles one op specially; a test
+checks them against microcrad.h."""
 
 
 def op_constructor(name: str, shape: str) -> Callable[..., int | None]:
