@@ -175,7 +175,8 @@ def _binary_op(
         else:
             number = other if type(other) is float else float_or_none(other)
             if number is None:
-                return NotImplemented
+                # mypy takes NotImplemented for a Value only in methods named __add__ ...
+                return NotImplemented  # type: ignore[no-any-return]
             node = with_number(self._ptr, number)
         if node is None:
             raise _last_failure()
@@ -186,7 +187,7 @@ def _binary_op(
     def reflected(self: Value, other: Scalar) -> Value:
         number = other if type(other) is float else float_or_none(other)
         if number is None:
-            return NotImplemented
+            return NotImplemented  # type: ignore[no-any-return]
         node = number_with(number, self._ptr)
         if node is None:
             raise _last_failure()
@@ -557,7 +558,7 @@ class _BorrowedValue(Value):
 
     __slots__ = ()
 
-    def __del__(self) -> None:
+    def __del__(self) -> None:  # type: ignore[override]  # nothing to bind early
         pass  # owns no reference to give back
 
 

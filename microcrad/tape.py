@@ -105,7 +105,8 @@ class Tape:
             self._live()
             # The root's own data (which is what microcrad_tape_data reads): NaN is then
             # only ever the result, never a failure to tell apart from it.
-            return self._root.data
+            data: float = self._root.data
+            return data
 
     def __len__(self) -> int:
         """The number of recorded nodes (leaves included)."""
@@ -211,7 +212,8 @@ class ValueArray:
         return len(self._values)
 
     def __getitem__(self, index: int) -> Value:
-        return self._values[index]
+        value: Value = self._values[index]
+        return value
 
     @property
     def values(self) -> list[Value]:

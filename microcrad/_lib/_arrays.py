@@ -86,7 +86,7 @@ class PinnedNodes(Uncopyable):
 
 def pin(
     items: Iterable[Any],
-    value_type: type,
+    value_type: type[Any],
     to_value: Callable[[Any], Any] | None = None,
     reject: Callable[[Any], Exception] | None = None,
 ) -> PinnedNodes:
@@ -101,7 +101,7 @@ def pin(
             is ``reject(item)`` when given).
         ValueError: there are more items than an int32_t counts.
     """
-    values = list(items)
+    values: list[Any] = list(items)
     # The common case in one pass: every item is exactly a Value.
     nodes = [value._ptr for value in values if type(value) is value_type]
     if len(nodes) != len(values):
