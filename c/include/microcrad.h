@@ -702,6 +702,13 @@ MICROCRAD_API int microcrad_op_count(void);
  *  op (no error recorded). */
 MICROCRAD_API int microcrad_op_arity(int op);
 
+/** The name of the public function that builds a node of op `op` ("value_add",
+ *  "value_pow_const", "value_create_leaf", ...): for bindings and tests that reach
+ *  every op's own constructor by name. For an op of fixed arity that takes no param
+ *  its signature is `Value *f(Value *, ...)` with `arity` operands; with a param,
+ *  `Value *f(Value *, double)`. NULL when `op` is not an op. Static storage. */
+MICROCRAD_API const char *microcrad_op_constructor(int op);
+
 /** 1 when op `op` reads a constant parameter (POW_CONST's exponent), 0 when not;
  *  MICROCRAD_ERR_ARGUMENT when `op` is not an op (no error recorded). */
 MICROCRAD_API int microcrad_op_takes_param(int op);

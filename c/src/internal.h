@@ -21,6 +21,7 @@
  */
 typedef struct OpRule {
     const char *name;                   /* micrograd's symbol: "+", "*", "ReLU", ... */
+    const char *constructor;            /* its public function: "value_add", ... */
     int arity;                          /* the number of operands, or -1: any number
                                          * that count_ok accepts (all when it is NULL) */
     int takes_param;                    /* the op reads the node's param (a constant) */

@@ -9,11 +9,12 @@
  */
 #include "internal.h"
 
-const OpRule mc_rule_leaf = {.name = "", .arity = 0};
+const OpRule mc_rule_leaf = {.name = "", .constructor = "value_create_leaf", .arity = 0};
 
 /* value_create with operands: at least one. */
 static int custom_count_ok(int32_t n) { return n >= 1; }
-const OpRule mc_rule_custom = {.name = "custom", .arity = -1, .count_ok = custom_count_ok};
+const OpRule mc_rule_custom = {.name = "custom", .constructor = "value_create", .arity = -1,
+                               .count_ok = custom_count_ok};
 
 /* The rules defined in the ops_*.c files, each declared next to its table entry. */
 extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_neg,
@@ -52,6 +53,12 @@ const char *microcrad_op_name(int op)
 {
     const OpRule *rule = mc_op_rule(op);
     return rule ? rule->name : "?";
+}
+
+const char *microcrad_op_constructor(int op)
+{
+    const OpRule *rule = mc_op_rule(op);
+    return rule ? rule->constructor : NULL;
 }
 
 int microcrad_op_arity(int op)

@@ -21,8 +21,8 @@ static void add_backward(Value *v)
     A(v)->grad += v->grad;
     B(v)->grad += v->grad;
 }
-const OpRule mc_rule_add = {.name = "+", .arity = 2,
-                             .forward = add_forward, .backward = add_backward};
+const OpRule mc_rule_add = {.name = "+", .constructor = "value_add", .arity = 2,
+                            .forward = add_forward, .backward = add_backward};
 Value *value_add(Value *a, Value *b) { return binary("value_add", MICROCRAD_OP_ADD, a, b); }
 
 /* a - b */
@@ -32,8 +32,8 @@ static void sub_backward(Value *v)
     A(v)->grad += v->grad;
     B(v)->grad -= v->grad;
 }
-const OpRule mc_rule_sub = {.name = "-", .arity = 2,
-                             .forward = sub_forward, .backward = sub_backward};
+const OpRule mc_rule_sub = {.name = "-", .constructor = "value_sub", .arity = 2,
+                            .forward = sub_forward, .backward = sub_backward};
 Value *value_sub(Value *a, Value *b) { return binary("value_sub", MICROCRAD_OP_SUB, a, b); }
 
 /* a * b */
@@ -43,8 +43,8 @@ static void mul_backward(Value *v)
     A(v)->grad += B(v)->data * v->grad;
     B(v)->grad += A(v)->data * v->grad;
 }
-const OpRule mc_rule_mul = {.name = "*", .arity = 2,
-                             .forward = mul_forward, .backward = mul_backward};
+const OpRule mc_rule_mul = {.name = "*", .constructor = "value_mul", .arity = 2,
+                            .forward = mul_forward, .backward = mul_backward};
 Value *value_mul(Value *a, Value *b) { return binary("value_mul", MICROCRAD_OP_MUL, a, b); }
 
 /* a / b: da = g / b, db = -g * ((a / b) / b), PyTorch's formula operation by
@@ -58,15 +58,15 @@ static void div_backward(Value *v)
     A(v)->grad += g / b;
     B(v)->grad += -g * ((a / b) / b);
 }
-const OpRule mc_rule_div = {.name = "/", .arity = 2,
-                             .forward = div_forward, .backward = div_backward};
+const OpRule mc_rule_div = {.name = "/", .constructor = "value_div", .arity = 2,
+                            .forward = div_forward, .backward = div_backward};
 Value *value_div(Value *a, Value *b) { return binary("value_div", MICROCRAD_OP_DIV, a, b); }
 
 /* -a */
 static double neg_forward(const Value *v) { return -A(v)->data; }
 static void neg_backward(Value *v) { A(v)->grad -= v->grad; }
-const OpRule mc_rule_neg = {.name = "neg", .arity = 1,
-                             .forward = neg_forward, .backward = neg_backward};
+const OpRule mc_rule_neg = {.name = "neg", .constructor = "value_neg", .arity = 1,
+                            .forward = neg_forward, .backward = neg_backward};
 Value *value_neg(Value *a) { return mc_node_new("value_neg", MICROCRAD_OP_NEG, 0.0, 0.0, 1, &a); }
 
 /* a0 + a1 + ... + an-1, left to right as Python's sum() adds (bar its leading 0). */
@@ -84,8 +84,8 @@ static void sum_backward(Value *v)
     for (uint32_t i = 0; i < v->n_prevs; i++)
         v->prev[i]->grad += v->grad;
 }
-const OpRule mc_rule_sum = {.name = "sum", .arity = -1,
-                             .forward = sum_forward, .backward = sum_backward};
+const OpRule mc_rule_sum = {.name = "sum", .constructor = "value_sum", .arity = -1,
+                            .forward = sum_forward, .backward = sum_backward};
 Value *value_sum(int32_t n, Value *const *terms)
 {
     if (n < 0) {

@@ -63,12 +63,16 @@ static void neuron_backward(Value *v)
 
 /* b, then a (w, x) pair per term: an odd number of operands. */
 static int neuron_count_ok(int32_t n) { return n % 2 == 1; }
-const OpRule mc_rule_neuron = {.name = "neuron", .arity = -1, .count_ok = neuron_count_ok,
-                             .forward = neuron_forward, .backward = neuron_backward};
+const OpRule mc_rule_neuron = {.name = "neuron", .constructor = "value_neuron", .arity = -1,
+                               .count_ok = neuron_count_ok, .forward = neuron_forward,
+                               .backward = neuron_backward};
 
 /* neuron_forward for several nodes at once: each sum is still b, then + w0*x0, then
  * + w1*x1, ..., in its own variable; only the chains of additions of different nodes,
- * which do not wait for each other, are interleaved. */
+ * which do not wait for each other, are interleaved. (A copy of this loop spelled out
+ * for k == 4, the four sums in named registers, measured no faster: tape forward of
+ * MLP(784, [50, 50, 1]) over 20 inputs, least of 5 runs, 2.31 ms with it and 2.33 ms
+ * without, within noise, although it saved 12% of the instructions; it went.) */
 void mc_neuron_forward_group(Value *const *nodes, size_t k)
 {
     Value *const *slots[MC_NEURON_GROUP];
@@ -78,27 +82,9 @@ void mc_neuron_forward_group(Value *const *nodes, size_t k)
         acc[j] = slots[j][0]->data;
     }
     size_t end = 1 + 2 * (size_t)neuron_terms(nodes[0]); /* the same for all k */
-    if (k == MC_NEURON_GROUP) {
-        /* The common case spelled out, so that the four sums live in registers. */
-        Value *const *s0 = slots[0], *const *s1 = slots[1], *const *s2 = slots[2],
-                     *const *s3 = slots[3];
-        double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];
-        for (size_t i = 1; i < end; i += 2) {
-            double p0 = s0[i]->data * s0[i + 1]->data;
-            double p1 = s1[i]->data * s1[i + 1]->data;
-            double p2 = s2[i]->data * s2[i + 1]->data;
-            double p3 = s3[i]->data * s3[i + 1]->data;
-            a0 = a0 + p0;
-            a1 = a1 + p1;
-            a2 = a2 + p2;
-            a3 = a3 + p3;
-        }
-        acc[0] = a0, acc[1] = a1, acc[2] = a2, acc[3] = a3;
-    } else {
-        for (size_t i = 1; i < end; i += 2)
-            for (size_t j = 0; j < k; j++)
-                acc[j] = acc[j] + slots[j][i]->data * slots[j][i + 1]->data;
-    }
+    for (size_t i = 1; i < end; i += 2)
+        for (size_t j = 0; j < k; j++)
+            acc[j] = acc[j] + slots[j][i]->data * slots[j][i + 1]->data;
     for (size_t j = 0; j < k; j++)
         nodes[j]->data = acc[j];
 }

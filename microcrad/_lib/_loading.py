@@ -167,6 +167,7 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     ("microcrad_op_name", c_char_p, [c_int]),
     ("microcrad_op_count", c_int, []),
     ("microcrad_op_arity", c_int, [c_int]),
+    ("microcrad_op_constructor", c_char_p, [c_int]),
     ("microcrad_op_takes_param", c_int, [c_int]),
     ("value_create_op", _node, [c_int, c_double, c_int32, _nodes]),
     # library state
