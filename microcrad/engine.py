@@ -379,6 +379,12 @@ class Value(_ValueSlots):
 
     __neg__ = _unary_op("value_neg", "__neg__", "``-self``.")
 
+    __abs__ = _unary_op(
+        "value_abs",
+        "__abs__",
+        "``abs(self)``; its gradient is the sign of self, 0 at 0 (and at nan), as in PyTorch.",
+    )
+
     # ---------------------------------------------------------------------------
     # Functions
     # ---------------------------------------------------------------------------

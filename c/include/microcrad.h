@@ -111,6 +111,7 @@ typedef enum microcrad_op {
     MICROCRAD_OP_SIGMOID,    /**< 1 / (1 + exp(-a)) */
     MICROCRAD_OP_SUM,        /**< a0 + a1 + ... (n-ary, left to right) */
     MICROCRAD_OP_NEURON,     /**< b + w0*x0 + w1*x1 + ... (value_neuron; operands b, w0, x0, w1, x1, ...) */
+    MICROCRAD_OP_ABS,        /**< |a| (value_abs) */
     MICROCRAD_OP_COUNT_      /**< number of ops; not an op */
 } microcrad_op;
 
@@ -203,6 +204,10 @@ MICROCRAD_API Value *value_tanh(Value *a);                  /**< tanh(a) */
 /** 1 / (1 + exp(-a)), as PyTorch computes it (0 for a below about -709, never NaN);
  *  gradient (g * (1 - y)) * y for the result y, in PyTorch's order. */
 MICROCRAD_API Value *value_sigmoid(Value *a);
+/** |a|, as fabs (|-0.0| = 0.0, |NaN| = NaN). Gradient g * sign(a), PyTorch's formula, with
+ *  sign(a) = 0 where a is 0 (of either sign) or NaN: so the gradient is 0 there, or NaN
+ *  when g is inf or NaN. */
+MICROCRAD_API Value *value_abs(Value *a);
 
 /*
  * A binary op with a number operand, in one call: value_mul_scalar(a, c) is what

@@ -18,7 +18,7 @@ const OpRule mc_rule_custom = {.name = "custom", .constructor = "value_create", 
 
 /* The rules defined in the ops_*.c files, each declared next to its table entry. */
 extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_neg,
-    mc_rule_sum;                                                        /* ops_arith.c */
+    mc_rule_abs, mc_rule_sum;                                           /* ops_arith.c */
 extern const OpRule mc_rule_pow, mc_rule_pow_const, mc_rule_exp, mc_rule_log; /* ops_pow.c */
 extern const OpRule mc_rule_relu, mc_rule_tanh, mc_rule_sigmoid;    /* ops_activation.c */
 extern const OpRule mc_rule_neuron;                                     /* ops_nn.c */
@@ -40,6 +40,7 @@ const OpRule *const mc_rules[MICROCRAD_OP_COUNT_] = {
     [MICROCRAD_OP_SIGMOID] = &mc_rule_sigmoid,
     [MICROCRAD_OP_SUM] = &mc_rule_sum,
     [MICROCRAD_OP_NEURON] = &mc_rule_neuron,
+    [MICROCRAD_OP_ABS] = &mc_rule_abs,
 };
 
 const OpRule *mc_op_rule(int op)

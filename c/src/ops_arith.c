@@ -1,8 +1,10 @@
 /*
- * ops_arith.c - add, sub, mul, div, neg and the n-ary sum: each op's forward rule,
+ * ops_arith.c - add, sub, mul, div, neg, abs and the n-ary sum: each op's forward rule,
  * backward rule and public constructor, side by side.
  */
 #include "internal.h"
+
+#include <math.h>
 
 
 #define A(v) ((v)->prev[0])
@@ -68,6 +70,18 @@ static void neg_backward(Value *v) { A(v)->grad -= v->grad; }
 const OpRule mc_rule_neg = {.name = "neg", .constructor = "value_neg", .arity = 1,
                             .forward = neg_forward, .backward = neg_backward};
 Value *value_neg(Value *a) { return mc_node_new("value_neg", MICROCRAD_OP_NEG, 0.0, 0.0, 1, &a); }
+
+/* |a|; d|a| = sign(a), taken as 0 at 0 and at NaN, as PyTorch's sign: g times it,
+ * so an inf or NaN g still gives NaN at 0. */
+static double abs_forward(const Value *v) { return fabs(A(v)->data); }
+static void abs_backward(Value *v)
+{
+    double a = A(v)->data;
+    A(v)->grad += v->grad * (double)((a > 0.0) - (a < 0.0));
+}
+const OpRule mc_rule_abs = {.name = "abs", .constructor = "value_abs", .arity = 1,
+                            .forward = abs_forward, .backward = abs_backward};
+Value *value_abs(Value *a) { return mc_node_new("value_abs", MICROCRAD_OP_ABS, 0.0, 0.0, 1, &a); }
 
 /* a0 + a1 + ... + an-1, left to right as Python's sum() adds (bar its leading 0). */
 static double sum_forward(const Value *v)
