@@ -51,7 +51,7 @@ def temporary_leaf(number: object) -> int | None:
     """A new leaf node holding ``number`` (the caller releases it), or None when
     ``number`` is not a real number."""
     if type(number) is float or isinstance(number, numbers.Real):
-        return _lib.node_or_raise(_lib.c.value_create_leaf(float(number)))
+        return _lib.leaf(float(number))
     return None
 
 

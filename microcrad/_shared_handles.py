@@ -12,26 +12,35 @@ operation: that would cost a weak reference per operation on the hot path.
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Generic, Protocol, TypeVar
 
 from microcrad import _lib
 
-if TYPE_CHECKING:
-    from microcrad.engine import Value
+
+class Handle(Protocol):
+    """What this module needs of a handle: the address of its node (None once the
+    handle has given its reference back)."""
+
+    _ptr: int
 
 
-class SharedHandles:
+# The type of the handles (microcrad.engine's Value), a parameter so that this module
+# need not import the engine, which imports it.
+H = TypeVar("H", bound=Handle)
+
+
+class SharedHandles(Generic[H]):
     """The handle given out for each node, while that handle is alive.
 
     Args:
         adopt: wraps a node, whose reference it takes over, in a new handle.
     """
 
-    def __init__(self, adopt: Callable[[int], Value]) -> None:
+    def __init__(self, adopt: Callable[[int], H]) -> None:
         self._adopt = adopt
-        self._handles: weakref.WeakValueDictionary[int, Value] = weakref.WeakValueDictionary()
+        self._handles: weakref.WeakValueDictionary[int, H] = weakref.WeakValueDictionary()
 
-    def _live(self, node: int) -> Value | None:
+    def _live(self, node: int) -> H | None:
         handle = self._handles.get(node)
         # A handle releases its node in __del__ and sets _ptr to None first, before the
         # weak reference to it is cleared: checking _ptr avoids handing out a dying one.
@@ -39,17 +48,17 @@ class SharedHandles:
             return handle
         return None
 
-    def handle_of(self, node: int) -> Value:
+    def handle_of(self, node: int) -> H:
         """The handle of ``node`` to give out, made (with its own reference) if no live
         one exists."""
         handle = self._live(node)
         if handle is None:
-            _lib.check_status(_lib.c.value_retain(node))
+            _lib.retain(node)
             handle = self._adopt(node)
             self._handles[node] = handle
         return handle
 
-    def offer(self, value: Value) -> None:
+    def offer(self, value: H) -> None:
         """Makes ``value`` the handle given out for its node, unless a live handle
         already has that role (two objects for one node would break code that keys
         nodes by ``id()``)."""

@@ -19,15 +19,16 @@ alive, ``_prev`` hands out that same object for the node, so code that keys node
 
 Speed. Every operation is one call into the library: ``x * 2`` makes the leaf for 2
 and the product in the same call (value_mul_scalar), so the graph still has the
-constant as a leaf operand, exactly as micrograd's has. The operators are written
-out in full, without helper calls, because in micrograd-style code the Python
-overhead of each operation is most of its cost.
+constant as a leaf operand, exactly as micrograd's has. In micrograd-style code the
+Python overhead of each operation is most of its cost, so each operator is a closure
+made by ``_binary_op`` or ``_unary_op`` that holds its C functions in cells and calls
+no helper.
 
 ``data`` and ``grad`` are read and written in place, through a view of the node's
-struct, except in builds for sanitizers and Valgrind (``_lib._node_access`` explains).
+struct, except in builds for sanitizers and Valgrind (``_lib._nodes`` explains).
 
-The quick library calls keep the GIL (``_lib._signatures`` explains which calls
-release it and why that is thread-safe either way).
+Every library call holds the GIL, the long ones (backward) included; ``_lib._loading``
+explains why.
 """
 
 from __future__ import annotations
@@ -55,34 +56,10 @@ __all__ = ["Value"]
 # What a Value can be combined with: another Value or any real number.
 Operand = Union["Value", Scalar]
 
-_c = _lib.c
-_node_or_raise = _lib.node_or_raise
 _last_failure = _lib.last_failure
 _new_object = object.__new__
 _get_data, _set_data, _get_grad, _set_grad = _lib.node_accessors(as_float)
-
-# The library functions of the hot paths, looked up once.
-_value_add = _c.value_add
-_value_sub = _c.value_sub
-_value_mul = _c.value_mul
-_value_div = _c.value_div
-_value_pow = _c.value_pow
-_value_pow_const = _c.value_pow_const
-_value_add_scalar = _c.value_add_scalar
-_value_sub_scalar = _c.value_sub_scalar
-_value_mul_scalar = _c.value_mul_scalar
-_value_div_scalar = _c.value_div_scalar
-_value_scalar_add = _c.value_scalar_add
-_value_scalar_sub = _c.value_scalar_sub
-_value_scalar_mul = _c.value_scalar_mul
-_value_scalar_div = _c.value_scalar_div
-_value_scalar_pow = _c.value_scalar_pow
-_value_neg = _c.value_neg
-_value_relu = _c.value_relu
-_value_tanh = _c.value_tanh
-_value_exp = _c.value_exp
-_value_log = _c.value_log
-_value_sigmoid = _c.value_sigmoid
+_op_constructor = _lib.op_constructor
 
 # The default of Value's _children, recognised by identity to skip checking children.
 _NO_CHILDREN: tuple[Value, ...] = ()
@@ -103,7 +80,7 @@ def _adopt(node: int) -> Value:
 
 
 # The handle that _prev gives out for each node (see _shared_handles).
-_shared_handles = SharedHandles(adopt=_adopt)
+_shared_handles: SharedHandles[Value] = SharedHandles(adopt=_adopt)
 
 
 def _adopt_shared(node: int) -> Value:
@@ -144,14 +121,22 @@ def _format_exponent(exponent: float) -> str:
     return str(exponent)
 
 
-def _unary_op(
-    c_function: Callable[[int], int | None], name: str, doc: str
-) -> Callable[[Value], Value]:
-    """A method of Value applying the one-operand C op ``c_function`` to its node.
+# The operators of Value that the factories below make, by method name: "unary" for a
+# one-operand op (``x.relu()``), "binary" for a two-operand one (``x * y``, ``x * 2``)
+# and "reflected" for its reflected form (``2 * x``). Tests enumerate ops through it, so
+# a new op's method is tested without naming it there.
+OPERATORS: dict[str, str] = {}
+
+
+def _unary_op(c_name: str, name: str, doc: str) -> Callable[[Value], Value]:
+    """A method of Value applying the one-operand C op constructor ``c_name`` (such as
+    ``"value_exp"``) to its node.
 
     The method is as fast as one written out: the C function is a closure cell, where a
     written-out method would look it up as a global.
     """
+    c_function = _op_constructor(c_name, "node")
+    OPERATORS[name] = "unary"
 
     def method(self: Value) -> Value:
         node = c_function(self._ptr)
@@ -165,6 +150,61 @@ def _unary_op(
     method.__qualname__ = f"Value.{name}"
     method.__doc__ = doc
     return method
+
+
+def _binary_op(
+    c_names: tuple[str, str, str], name: str, doc: str, reflected_doc: str
+) -> tuple[Callable[[Value, Operand], Value], Callable[[Value, Scalar], Value]]:
+    """The methods ``name`` and its reflected form (``__add__`` and ``__radd__``) of a
+    two-operand op, from the names of its three C constructors: Value with Value
+    (``value_add``), Value with a number (``value_add_scalar``) and number with Value
+    (``value_scalar_add``). A number operand becomes a leaf operand inside that one
+    call (or the constant of the op, for ``value_pow_const``).
+
+    Each method calls the library once and wraps the new node without any helper call:
+    in micrograd-style code these few lines are the Python cost of every operation.
+    The C functions are closure cells, as fast to reach as globals.
+    """
+    with_value = _op_constructor(c_names[0], "node_node")
+    with_number = _op_constructor(c_names[1], "node_number")
+    number_with = _op_constructor(c_names[2], "number_node")
+
+    def method(self: Value, other: Operand) -> Value:
+        if isinstance(other, Value):
+            node = with_value(self._ptr, other._ptr)
+        else:
+            number = other if type(other) is float else float_or_none(other)
+            if number is None:
+                # mypy takes NotImplemented for a Value only in methods named __add__ ...
+                return NotImplemented  # type: ignore[no-any-return]
+            node = with_number(self._ptr, number)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
+
+    def reflected(self: Value, other: Scalar) -> Value:
+        number = other if type(other) is float else float_or_none(other)
+        if number is None:
+            return NotImplemented  # type: ignore[no-any-return]
+        node = number_with(number, self._ptr)
+        if node is None:
+            raise _last_failure()
+        result: Value = _new_object(Value)
+        result._ptr = node
+        return result
+
+    reflected_name = "__r" + name[2:]
+    OPERATORS[name], OPERATORS[reflected_name] = "binary", "reflected"
+    for function, function_name, function_doc in (
+        (method, name, doc),
+        (reflected, reflected_name, reflected_doc),
+    ):
+        function.__name__ = function_name
+        function.__qualname__ = f"Value.{function_name}"
+        function.__doc__ = function_doc
+    return method, reflected
 
 
 class _ValueSlots:
@@ -230,7 +270,7 @@ class Value(_ValueSlots):
         check_text(label, "label")
         if _children is _NO_CHILDREN:  # the common case: a leaf
             children: tuple[Value, ...] = ()
-            node = _node_or_raise(_c.value_create_leaf(number))
+            node = _lib.leaf(number)
         else:
             children = tuple(_children)
             for child in children:
@@ -245,7 +285,7 @@ class Value(_ValueSlots):
             _lib.set_label(node, label)
         _shared_handles.offer(self)
 
-    def __del__(self, _release: Callable[[int], int] = _c.value_release) -> None:
+    def __del__(self, _release: Callable[[int], int] = _lib.release_function()) -> None:
         # _release is bound as a default argument because at interpreter shutdown the
         # module's globals may already have been cleared to None.
         try:
@@ -264,7 +304,7 @@ class Value(_ValueSlots):
     # The number and its gradient
     # ---------------------------------------------------------------------------
 
-    # In place or through the checked accessors, as chosen once by _lib._node_access.
+    # In place or through the checked accessors, as chosen once by _lib._nodes.
     data = property(
         _get_data,
         _set_data,
@@ -302,165 +342,65 @@ class Value(_ValueSlots):
     # Arithmetic
     # ---------------------------------------------------------------------------
 
-    # Each operator calls the library once and wraps the new node without any helper
-    # call: in micrograd-style code these few lines are the Python cost of every
-    # operation. A number operand becomes a leaf inside that one library call.
+    # A number operand becomes a leaf inside the one library call of each operator.
 
-    def __add__(self, other: Operand) -> Value:
-        """``self + other``; a number ``other`` becomes a leaf operand."""
-        if isinstance(other, Value):
-            node = _value_add(self._ptr, other._ptr)
-        else:
-            number = other if type(other) is float else float_or_none(other)
-            if number is None:
-                return NotImplemented
-            node = _value_add_scalar(self._ptr, number)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
+    __add__, __radd__ = _binary_op(
+        ("value_add", "value_add_scalar", "value_scalar_add"),
+        "__add__",
+        "``self + other``; a number ``other`` becomes a leaf operand.",
+        "``other + self`` for a number ``other`` (micrograd's ``1 + x``), which becomes a leaf operand.",
+    )
+    __sub__, __rsub__ = _binary_op(
+        ("value_sub", "value_sub_scalar", "value_scalar_sub"),
+        "__sub__",
+        "``self - other``; a number ``other`` becomes a leaf operand.",
+        "``other - self`` for a number ``other`` (``1 - x``), which becomes a leaf operand.",
+    )
+    __mul__, __rmul__ = _binary_op(
+        ("value_mul", "value_mul_scalar", "value_scalar_mul"),
+        "__mul__",
+        "``self * other``; a number ``other`` becomes a leaf operand.",
+        "``other * self`` for a number ``other`` (``2 * x``), which becomes a leaf operand.",
+    )
+    __truediv__, __rtruediv__ = _binary_op(
+        ("value_div", "value_div_scalar", "value_scalar_div"),
+        "__truediv__",
+        "``self / other``; a number ``other`` becomes a leaf operand.",
+        "``other / self`` for a number ``other`` (``1 / x``), which becomes a leaf operand.",
+    )
+    __pow__, __rpow__ = _binary_op(
+        ("value_pow", "value_pow_const", "value_scalar_pow"),
+        "__pow__",
+        "``self ** exponent``: a Value exponent gets a gradient too; a number is a "
+        "constant (the node's ``_op`` then shows it, as in micrograd: ``'**2'``).",
+        "``base ** self`` for a number ``base``: the exponent is the Value, the base a "
+        "leaf operand.",
+    )
 
-    def __radd__(self, other: Scalar) -> Value:
-        """``other + self`` for a number ``other`` (micrograd's ``1 + x``), which becomes a leaf operand."""
-        number = other if type(other) is float else float_or_none(other)
-        if number is None:
-            return NotImplemented
-        node = _value_scalar_add(number, self._ptr)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
+    __neg__ = _unary_op("value_neg", "__neg__", "``-self``.")
 
-    def __sub__(self, other: Operand) -> Value:
-        """``self - other``; a number ``other`` becomes a leaf operand."""
-        if isinstance(other, Value):
-            node = _value_sub(self._ptr, other._ptr)
-        else:
-            number = other if type(other) is float else float_or_none(other)
-            if number is None:
-                return NotImplemented
-            node = _value_sub_scalar(self._ptr, number)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __rsub__(self, other: Scalar) -> Value:
-        """``other - self`` for a number ``other`` (``1 - x``), which becomes a leaf operand."""
-        number = other if type(other) is float else float_or_none(other)
-        if number is None:
-            return NotImplemented
-        node = _value_scalar_sub(number, self._ptr)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __mul__(self, other: Operand) -> Value:
-        """``self * other``; a number ``other`` becomes a leaf operand."""
-        if isinstance(other, Value):
-            node = _value_mul(self._ptr, other._ptr)
-        else:
-            number = other if type(other) is float else float_or_none(other)
-            if number is None:
-                return NotImplemented
-            node = _value_mul_scalar(self._ptr, number)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __rmul__(self, other: Scalar) -> Value:
-        """``other * self`` for a number ``other`` (``2 * x``), which becomes a leaf operand."""
-        number = other if type(other) is float else float_or_none(other)
-        if number is None:
-            return NotImplemented
-        node = _value_scalar_mul(number, self._ptr)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __truediv__(self, other: Operand) -> Value:
-        """``self / other``; a number ``other`` becomes a leaf operand."""
-        if isinstance(other, Value):
-            node = _value_div(self._ptr, other._ptr)
-        else:
-            number = other if type(other) is float else float_or_none(other)
-            if number is None:
-                return NotImplemented
-            node = _value_div_scalar(self._ptr, number)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __rtruediv__(self, other: Scalar) -> Value:
-        """``other / self`` for a number ``other`` (``1 / x``), which becomes a leaf operand."""
-        number = other if type(other) is float else float_or_none(other)
-        if number is None:
-            return NotImplemented
-        node = _value_scalar_div(number, self._ptr)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __pow__(self, exponent: Operand) -> Value:
-        """``self ** exponent``: a Value exponent gets a gradient too; a number is a
-        constant (the node's ``_op`` then shows it, as in micrograd: ``'**2'``)."""
-        if isinstance(exponent, Value):
-            node = _value_pow(self._ptr, exponent._ptr)
-        else:
-            number = exponent if type(exponent) is float else float_or_none(exponent)
-            if number is None:
-                return NotImplemented
-            node = _value_pow_const(self._ptr, number)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    def __rpow__(self, base: Scalar) -> Value:
-        """``base ** self`` for a number ``base``: the exponent is the Value, the base a
-        leaf operand."""
-        number = base if type(base) is float else float_or_none(base)
-        if number is None:
-            return NotImplemented
-        node = _value_scalar_pow(number, self._ptr)
-        if node is None:
-            raise _last_failure()
-        result: Value = _new_object(Value)
-        result._ptr = node
-        return result
-
-    __neg__ = _unary_op(_value_neg, "__neg__", "``-self``.")
+    __abs__ = _unary_op(
+        "value_abs",
+        "__abs__",
+        "``abs(self)``; its gradient is the sign of self, 0 at 0 (and at nan), as in PyTorch.",
+    )
 
     # ---------------------------------------------------------------------------
     # Functions
     # ---------------------------------------------------------------------------
 
-    relu = _unary_op(_value_relu, "relu", "max(self, 0); its gradient at 0 is 0, as in micrograd.")
+    relu = _unary_op("value_relu", "relu", "max(self, 0); its gradient at 0 is 0, as in micrograd.")
 
-    tanh = _unary_op(_value_tanh, "tanh", "The hyperbolic tangent.")
+    tanh = _unary_op("value_tanh", "tanh", "The hyperbolic tangent.")
 
-    exp = _unary_op(_value_exp, "exp", "e ** self (inf when it overflows).")
+    exp = _unary_op("value_exp", "exp", "e ** self (inf when it overflows).")
 
     log = _unary_op(
-        _value_log, "log", "The natural logarithm: log(0) is -inf and the log of a negative is nan."
+        "value_log", "log", "The natural logarithm: log(0) is -inf and the log of a negative is nan."
     )
 
     sigmoid = _unary_op(
-        _value_sigmoid,
+        "value_sigmoid",
         "sigmoid",
         "1 / (1 + exp(-self)), computed without overflow for large |self|.",
     )
@@ -496,9 +436,7 @@ class Value(_ValueSlots):
             MemoryError: the graph is too large for the temporary arrays.
             ValueError: called from inside a custom op's ``_backward``.
         """
-        status = _c.value_backward(self._ptr)
-        if status:
-            _lib.check_backward(status)
+        _lib.backward(self._ptr)
 
     @property
     def _backward(self) -> Callable[[], object]:
@@ -543,7 +481,7 @@ class Value(_ValueSlots):
 
     def zero_grad(self) -> None:
         """Sets ``grad`` to 0 on this node and on every node it depends on."""
-        _lib.check_status(_c.value_zero_grad(self._ptr))
+        _lib.zero_grad(self._ptr)
 
     # ---------------------------------------------------------------------------
     # The graph, as micrograd exposes it
@@ -589,7 +527,7 @@ class Value(_ValueSlots):
         """Another handle of the same node (what copying any Python object reference
         means for micrograd's Value, whose copy shares its operands)."""
         node = self._ptr
-        _lib.check_status(_c.value_retain(node))
+        _lib.retain(node)
         twin = _adopt(node)
         _copy_attributes(self, twin)
         return twin
@@ -602,7 +540,7 @@ class Value(_ValueSlots):
         ``copy.deepcopy`` call: deep-copying a model gives parameters that can be
         trained without touching the original's.
         """
-        duplicate = copy_graph(self._ptr, memo, _adopt_shared)
+        duplicate = copy_graph(self._ptr, memo, _adopt_shared, Value)
         _copy_attributes(self, duplicate, memo)
         return duplicate
 
@@ -626,7 +564,7 @@ class _BorrowedValue(Value):
 
     __slots__ = ()
 
-    def __del__(self) -> None:
+    def __del__(self) -> None:  # type: ignore[override]  # nothing to bind early
         pass  # owns no reference to give back
 
 

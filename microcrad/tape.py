@@ -47,9 +47,6 @@ from microcrad.engine import Value
 
 __all__ = ["Tape", "ValueArray"]
 
-_c = _lib.c
-
-
 class Tape:
     """A graph recorded from its root, replayed forward and backward in C.
 
@@ -67,10 +64,7 @@ class Tape:
         # Serialises use against close(): another thread could close the tape between
         # a method reading the handle and its C call, which would then use freed memory.
         self._lock = threading.Lock()
-        handle = _c.microcrad_tape_create(root._ptr)
-        if handle is None:
-            raise _lib.last_failure()
-        self._handle: int | None = handle
+        self._handle: int | None = _lib.tape_create(root._ptr)
         self._root = root
 
     def _live(self) -> int:
@@ -90,19 +84,19 @@ class Tape:
         """Recomputes every node's data from its operands, operands first, from the
         current leaf data."""
         with self._lock:
-            _lib.check_status(_c.microcrad_tape_forward(self._live()))
+            _lib.tape_forward(self._live())
 
     def backward(self) -> None:
         """Back-propagates from the root, as ``root.backward()`` would: interior
         gradients are recomputed, leaf gradients accumulate. A custom op's
         ``_backward`` runs, and an exception it raises propagates from here."""
         with self._lock:
-            _lib.check_backward(_c.microcrad_tape_backward(self._live()))
+            _lib.tape_backward(self._live())
 
     def zero_grad(self) -> None:
         """Sets the gradient of every recorded node to 0."""
         with self._lock:
-            _lib.check_status(_c.microcrad_tape_zero_grad(self._live()))
+            _lib.tape_zero_grad(self._live())
 
     @property
     def data(self) -> float:
@@ -111,14 +105,13 @@ class Tape:
             self._live()
             # The root's own data (which is what microcrad_tape_data reads): NaN is then
             # only ever the result, never a failure to tell apart from it.
-            return self._root.data
+            data: float = self._root.data
+            return data
 
     def __len__(self) -> int:
         """The number of recorded nodes (leaves included)."""
         with self._lock:
-            size: int = _c.microcrad_tape_size(self._live())
-        _lib.check_status(size)
-        return size
+            return _lib.tape_size(self._live())
 
     def close(self) -> None:
         """Frees the recording and gives back its reference to the root. Calling it
@@ -127,7 +120,7 @@ class Tape:
             handle, self._handle = self._handle, None
             self._root = None  # type: ignore[assignment]
             if handle is not None:
-                _c.microcrad_tape_free(handle)
+                _lib.tape_free(handle)
 
     def __enter__(self) -> Tape:
         self._live()
@@ -136,7 +129,7 @@ class Tape:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def __del__(self, _free: Any = _c.microcrad_tape_free) -> None:
+    def __del__(self, _free: Any = _lib.tape_free) -> None:
         # _free is bound early: at interpreter shutdown the module globals may be gone.
         # No lock: nothing else can be using an object that is being destroyed.
         handle = getattr(self, "_handle", None)
@@ -183,7 +176,7 @@ class Tape:
             handle = self._handle
             if handle is None:
                 return "Tape(closed)"
-            size = _c.microcrad_tape_size(handle)
+            size = _lib.tape_size(handle)
             data = self._root.data
         return f"Tape({size} nodes, data={data})"
 
@@ -219,7 +212,8 @@ class ValueArray:
         return len(self._values)
 
     def __getitem__(self, index: int) -> Value:
-        return self._values[index]
+        value: Value = self._values[index]
+        return value
 
     @property
     def values(self) -> list[Value]:

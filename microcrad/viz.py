@@ -146,7 +146,7 @@ def draw_dot(root: Value, format: str = "svg", rankdir: str = "LR", *,
     for node, name in names.items():
         extra = ""
         if show_refcount:
-            extra += f" | refs {_lib.c.value_ref_count(node._ptr)}"
+            extra += f" | refs {_lib.ref_count(node._ptr)}"
         if show_order:
             extra += f" | topo {position[node]}"
         if notes and node in notes:

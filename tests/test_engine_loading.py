@@ -129,7 +129,14 @@ def test_every_header_function_is_declared_with_its_types() -> None:
     expected = header_functions()
     assert len(expected) > 60, "the header parser found too few functions"
     declared = {name: (restype, argtypes) for name, restype, argtypes in _lib._SIGNATURES}
-    assert sorted(declared) == sorted(expected)
+    # The constructors of single ops are not listed: microcrad.engine declares each by
+    # its shape when it makes the operator that calls it (_lib.op_constructor).
+    shapes = list(_lib.OP_CONSTRUCTOR_SHAPES.values())
+    unlisted = sorted(set(expected) - set(declared))
+    assert sorted(set(declared) - set(expected)) == []
+    assert all(name.startswith("value_") and expected[name] in shapes for name in unlisted), [
+        name for name in unlisted if expected[name] not in shapes
+    ]
     for name, (restype, argtypes) in expected.items():
         function = getattr(_lib.c, name)
         assert function.restype == restype, name

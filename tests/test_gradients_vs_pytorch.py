@@ -55,6 +55,7 @@ from hypothesis import strategies as st
 from microcrad import Tape
 from microcrad.engine import Value
 from microcrad.nn import Neuron
+from op_methods import OP_METHODS, OpMethod
 
 torch = pytest.importorskip("torch")
 
@@ -183,30 +184,43 @@ class OpSpec:
     torch_op: Callable[..., Any]
 
 
-OPS: dict[str, OpSpec] = {
-    "add": OpSpec(2, "ab", lambda v, c: v[0] + v[1], lambda a, b: a + b),
-    "sub": OpSpec(2, "ab", lambda v, c: v[0] - v[1], lambda a, b: a - b),
-    "mul": OpSpec(2, "ab", lambda v, c: v[0] * v[1], lambda a, b: a * b),
-    "div": OpSpec(2, "ab", lambda v, c: v[0] / v[1], lambda a, b: a / b),
-    "pow": OpSpec(2, "ab", lambda v, c: v[0] ** v[1], torch.pow),
-    "neg": OpSpec(1, "a", lambda v, c: -v[0], lambda a: -a),
-    "exp": OpSpec(1, "a", lambda v, c: v[0].exp(), _Exp.apply),
-    "log": OpSpec(1, "a", lambda v, c: v[0].log(), _Log.apply),
-    "relu": OpSpec(1, "a", lambda v, c: v[0].relu(), torch.relu),
-    "tanh": OpSpec(1, "a", lambda v, c: v[0].tanh(), _Tanh.apply),
-    "sigmoid": OpSpec(1, "a", lambda v, c: v[0].sigmoid(), torch.sigmoid),
-    "add_scalar": OpSpec(1, "ac", lambda v, c: v[0] + c, lambda a, k: a + k),
-    "sub_scalar": OpSpec(1, "ac", lambda v, c: v[0] - c, lambda a, k: a - k),
-    "mul_scalar": OpSpec(1, "ac", lambda v, c: v[0] * c, lambda a, k: a * k),
-    "div_scalar": OpSpec(1, "ac", lambda v, c: v[0] / c, lambda a, k: a / k),
-    "scalar_add": OpSpec(1, "ca", lambda v, c: c + v[0], lambda k, a: k + a),
-    "scalar_sub": OpSpec(1, "ca", lambda v, c: c - v[0], lambda k, a: k - a),
-    "scalar_mul": OpSpec(1, "ca", lambda v, c: c * v[0], lambda k, a: k * a),
-    "scalar_div": OpSpec(1, "ca", lambda v, c: c / v[0], lambda k, a: k / a),
-    "scalar_pow": OpSpec(1, "ca", lambda v, c: c ** v[0], torch.pow),
-    "sum": OpSpec(-1, "", lambda v, c: Value.sum(v), _sum),
-    "neuron": OpSpec(-2, "", lambda v, c: v[0], _neuron),  # built by _build_neuron
+# Where PyTorch's own method of the same name would round differently (rules 3 and 4).
+TORCH_OVERRIDES: dict[str, Callable[..., Any]] = {
+    "exp": _Exp.apply,
+    "log": _Log.apply,
+    "tanh": _Tanh.apply,
 }
+
+# The layout of each way of calling an operator (see tests/op_methods.py).
+_LAYOUTS = {"unary": "a", "values": "ab", "number": "ac", "reflected": "ca"}
+
+
+def _spec(method: OpMethod) -> OpSpec:
+    """An op of the programs: Value's method, and PyTorch's method of the same name
+    (``__add__``, ``relu``, ...) on the tensors in microcrad's operand order."""
+    name = method.method
+    torch_op: Callable[..., Any]
+    if name in TORCH_OVERRIDES:
+        torch_op = TORCH_OVERRIDES[name]
+    elif method.form == "reflected":  # microcrad's operands: the number's leaf, then a
+        # k.__truediv__(a), not a.__rtruediv__(k): PyTorch's reflected division
+        # multiplies by a reciprocal, rounding twice.
+        forward = "__" + name[3:]
+        torch_op = lambda k, a, forward=forward: getattr(k, forward)(a)  # noqa: E731
+    else:
+        torch_op = lambda a, *rest, name=name: getattr(a, name)(*rest)  # noqa: E731
+    return OpSpec(method.operands, _LAYOUTS[method.form], lambda v, c: method.apply(v, c), torch_op)
+
+
+# Every op that an operator of Value makes, found from the op table (the constant power
+# is POW_CONST below), then the ops made otherwise.
+OPS: dict[str, OpSpec] = {
+    str(method): _spec(method) for method in OP_METHODS if not method.op.takes_param
+}
+OPS["sum"] = OpSpec(-1, "", lambda v, c: Value.sum(v), _sum)
+OPS["neuron"] = OpSpec(-2, "", lambda v, c: v[0], _neuron)  # built by _build_neuron
+# The activation node over a neuron, by the activation's name.
+ACTIVATION_OPS = {name: OPS[f"{name}[unary]"] for name in ACTIVATIONS if name != "linear"}
 # The constant power keeps its exponent in the node, not in a leaf.
 POW_CONST = "pow_const"
 
@@ -341,7 +355,7 @@ def build(program: Program) -> tuple[list[Node], list[Value]]:
 def _torch_op(node: Node) -> Callable[..., Any]:
     if node.op == POW_CONST:
         return lambda a: _constant_power(a, node.constant)
-    return OPS[node.op].torch_op
+    return (OPS.get(node.op) or ACTIVATION_OPS[node.op]).torch_op
 
 
 def reference_data(nodes: list[Node]) -> list[float]:

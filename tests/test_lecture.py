@@ -383,7 +383,7 @@ def test_an_exception_in_a_custom_op_propagates_as_itself(
         assert picture(y) == picture(fresh)
         assert x.grad == fresh_x.grad
         # and no function outlives its node
-        from microcrad._lib import _custom_ops
+        from microcrad._lib import _nodes as _custom_ops
 
         kept = len(_custom_ops._functions)
         del y, fresh
@@ -418,7 +418,7 @@ def test_a_custom_op_frees_its_function_with_its_node(engine: types.SimpleNamesp
 
 def test_custom_ops_deep_graphs_leave_no_function_behind(engine: types.SimpleNamespace) -> None:
     microcrad_only(engine, "keeps its nodes in reference cycles, freed only by the collector")
-    from microcrad._lib import _custom_ops
+    from microcrad._lib import _nodes as _custom_ops
 
     base, functions = microcrad.live_values(), len(_custom_ops._functions)
     x = engine.Value(0.1)

@@ -118,10 +118,10 @@ python3 tools/memcheck.py valgrind --no-build --each -- "${programs[@]}"
 
 stage "TSan: threads sharing nodes"
 python3 tools/memcheck.py tsan --no-build --each -- \
-    build/tsan/tests/test_thread_stress build/tsan/tests/test_pool_threads \
-    build/tsan/tests/test_scope build/tsan/tests/test_pool_cross_thread \
-    build/tsan/tests/test_pool_trim \
-    build/tsan/tests/test_custom_ops
+    build/tsan/tests/test_node_threads build/tsan/tests/test_alloc_threads \
+    build/tsan/tests/test_scope build/tsan/tests/test_alloc_cross_thread \
+    build/tsan/tests/test_alloc_trim \
+    build/tsan/tests/test_side_record
 
 stage "ASan + UBSan + LeakSanitizer: the whole Python test suite"
 # The files left out here drive other programs (the labs and their runner, the

@@ -111,6 +111,7 @@ typedef enum microcrad_op {
     MICROCRAD_OP_SIGMOID,    /**< 1 / (1 + exp(-a)) */
     MICROCRAD_OP_SUM,        /**< a0 + a1 + ... (n-ary, left to right) */
     MICROCRAD_OP_NEURON,     /**< b + w0*x0 + w1*x1 + ... (value_neuron; operands b, w0, x0, w1, x1, ...) */
+    MICROCRAD_OP_ABS,        /**< |a| (value_abs) */
     MICROCRAD_OP_COUNT_      /**< number of ops; not an op */
 } microcrad_op;
 
@@ -203,6 +204,10 @@ MICROCRAD_API Value *value_tanh(Value *a);                  /**< tanh(a) */
 /** 1 / (1 + exp(-a)), as PyTorch computes it (0 for a below about -709, never NaN);
  *  gradient (g * (1 - y)) * y for the result y, in PyTorch's order. */
 MICROCRAD_API Value *value_sigmoid(Value *a);
+/** |a|, as fabs (|-0.0| = 0.0, |NaN| = NaN). Gradient g * sign(a), PyTorch's formula, with
+ *  sign(a) = 0 where a is 0 (of either sign) or NaN: so the gradient is 0 there, or NaN
+ *  when g is inf or NaN. */
+MICROCRAD_API Value *value_abs(Value *a);
 
 /*
  * A binary op with a number operand, in one call: value_mul_scalar(a, c) is what
@@ -686,6 +691,50 @@ MICROCRAD_API Value *value_prev(const Value *v, uint32_t i);
 /** A short symbol for an op ("+", "*", "**", "exp", "ReLU", ...), as micrograd names
  *  them; "" for a leaf; "?" for a number that is not an op. Static storage. */
 MICROCRAD_API const char *microcrad_op_name(int op);
+
+/*
+ * Ops by number: the op table, for code that handles every op alike (bindings that
+ * derive their tables from the library, tests and fuzzers that enumerate ops, graph
+ * copies). Op codes run from 0 to microcrad_op_count() - 1.
+ */
+
+/** The number of ops: MICROCRAD_OP_COUNT_ of the library as built. */
+MICROCRAD_API int microcrad_op_count(void);
+
+/** The number of operands op `op` takes: 0 for a leaf, 1 for neg, exp, ..., 2 for
+ *  add, pow, ...; -1 for an op with any number of them (sum: n >= 0; neuron: an odd
+ *  n, b then (w, x) pairs; custom: n >= 1). MICROCRAD_ERR_ARGUMENT when `op` is not an
+ *  op (no error recorded). */
+MICROCRAD_API int microcrad_op_arity(int op);
+
+/** The name of the public function that builds a node of op `op` ("value_add",
+ *  "value_pow_const", "value_create_leaf", ...): for bindings and tests that reach
+ *  every op's own constructor by name. For an op of fixed arity that takes no param
+ *  its signature is `Value *f(Value *, ...)` with `arity` operands; with a param,
+ *  `Value *f(Value *, double)`. NULL when `op` is not an op. Static storage. */
+MICROCRAD_API const char *microcrad_op_constructor(int op);
+
+/** 1 when op `op` reads a constant parameter (POW_CONST's exponent), 0 when not;
+ *  MICROCRAD_ERR_ARGUMENT when `op` is not an op (no error recorded). */
+MICROCRAD_API int microcrad_op_takes_param(int op);
+
+/**
+ * A node of any op: what the op's own constructor builds from the same operands
+ * (value_create_op(MICROCRAD_OP_MUL, 0, 2, (Value *[]){a, b}) is value_mul(a, b)), handed
+ * out the same way (to the innermost scope when one is open). `param` is the op's
+ * constant for an op that takes one (microcrad_op_takes_param), the node's data for a
+ * leaf or a custom node (as value_create's `data`), and ignored otherwise (the node's
+ * param is then 0). The node retains each of operands[0..n-1]; `operands` is copied.
+ *
+ * Returns a new node (one reference, owned by the caller), or NULL with the status in
+ * microcrad_last_status(): MICROCRAD_ERR_ARGUMENT when `op` is not an op or n is not a
+ * count it takes (microcrad_op_arity); MICROCRAD_ERR_NULL when operands is NULL while
+ * n > 0, or an operand is NULL; MICROCRAD_ERR_RELEASED or MICROCRAD_ERR_FOREIGN for
+ * an operand that is not a live Value; MICROCRAD_ERR_OVERFLOW when an operand's
+ * reference count would overflow; MICROCRAD_ERR_NOMEM when memory runs out. Nothing
+ * is changed or left allocated then.
+ */
+MICROCRAD_API Value *value_create_op(int op, double param, int32_t n, Value *const *operands);
 
 /* ------------------------------------------------------------------------------ */
 /* Labels and custom ops                                                           */

@@ -62,12 +62,6 @@ Value *value_prev(const Value *v, uint32_t i)
     return v->prev[i];
 }
 
-const char *microcrad_op_name(int op)
-{
-    const OpRule *rule = mc_op_rule(op);
-    return rule ? rule->name : "?";
-}
-
 /* Validates the arguments of the *_many functions: every node live before any is touched. */
 static int check_many(const char *fn, int32_t n, Value *const *values, const double *array)
 {

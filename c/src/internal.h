@@ -13,13 +13,19 @@
 /* ---- ops (op_table.c, ops_*.c) ---------------------------------------------- */
 
 /*
- * How one op computes its result and passes gradient back. `forward` reads the node's
- * operands and param and returns the node's data; `backward` adds the node's grad,
- * scaled by the local derivative, to each operand's grad. Each ops_*.c file defines
- * the rules of its ops right next to their public constructors.
+ * An op: what generic code (the op table, value_create_op, graph walks, replay, the
+ * tests that enumerate ops) needs to know of it. `forward` reads the node's operands
+ * and param and returns the node's data; `backward` adds the node's grad, scaled by
+ * the local derivative, to each operand's grad. Each ops_*.c file defines the rules of
+ * its ops right next to their public constructors; op_table.c lists them by op code.
  */
 typedef struct OpRule {
     const char *name;                   /* micrograd's symbol: "+", "*", "ReLU", ... */
+    const char *constructor;            /* its public function: "value_add", ... */
+    int arity;                          /* the number of operands, or -1: any number
+                                         * that count_ok accepts (all when it is NULL) */
+    int takes_param;                    /* the op reads the node's param (a constant) */
+    int (*count_ok)(int32_t n);         /* for arity -1: whether n operands make a node */
     double (*forward)(const Value *v);  /* NULL: data is given at creation (leaf, custom) */
     void (*backward)(Value *v);         /* NULL: no gradient flows to the operands */
 } OpRule;
@@ -27,19 +33,12 @@ typedef struct OpRule {
 /* The rule of op `op`, or NULL when `op` is not an op. */
 const OpRule *mc_op_rule(int op);
 
-/* The rule of every op, by op code (op_table.c). */
+/* The rule of every op, by op code (op_table.c, which alone names each rule). */
 extern const OpRule *const mc_rules[MICROCRAD_OP_COUNT_];
 
 /* The rule of a live node's op, without mc_op_rule's range check (the op of a node is
  * always valid): inlined into the loops that run once per node. */
 static inline const OpRule *mc_rule(uint16_t op) { return mc_rules[op]; }
-
-extern const OpRule mc_rule_leaf, mc_rule_custom;
-extern const OpRule mc_rule_add, mc_rule_sub, mc_rule_mul, mc_rule_div, mc_rule_neg,
-    mc_rule_sum;
-extern const OpRule mc_rule_pow, mc_rule_pow_const, mc_rule_exp, mc_rule_log;
-extern const OpRule mc_rule_relu, mc_rule_tanh, mc_rule_sigmoid;
-extern const OpRule mc_rule_neuron;
 
 /* The most neuron nodes mc_neuron_forward_group computes at once. */
 #define MC_NEURON_GROUP 4

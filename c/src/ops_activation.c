@@ -21,13 +21,15 @@ static void relu_backward(Value *v)
     if (!(v->data <= 0.0))
         A(v)->grad += v->grad;
 }
-const OpRule mc_rule_relu = {"ReLU", relu_forward, relu_backward};
+const OpRule mc_rule_relu = {.name = "ReLU", .constructor = "value_relu", .arity = 1,
+                             .forward = relu_forward, .backward = relu_backward};
 Value *value_relu(Value *a) { return mc_node_new("value_relu", MICROCRAD_OP_RELU, 0.0, 0.0, 1, &a); }
 
 /* tanh(a); d tanh = 1 - tanh^2, computed from the result. */
 static double tanh_forward(const Value *v) { return tanh(A(v)->data); }
 static void tanh_backward(Value *v) { A(v)->grad += v->grad * (1.0 - v->data * v->data); }
-const OpRule mc_rule_tanh = {"tanh", tanh_forward, tanh_backward};
+const OpRule mc_rule_tanh = {.name = "tanh", .constructor = "value_tanh", .arity = 1,
+                             .forward = tanh_forward, .backward = tanh_backward};
 Value *value_tanh(Value *a) { return mc_node_new("value_tanh", MICROCRAD_OP_TANH, 0.0, 0.0, 1, &a); }
 
 /* 1 / (1 + e^-a), PyTorch's formula: for a below about -709, e^-a overflows to inf and
@@ -35,7 +37,8 @@ Value *value_tanh(Value *a) { return mc_node_new("value_tanh", MICROCRAD_OP_TANH
  * in that order, so that gradients agree bit for bit. */
 static double sigmoid_forward(const Value *v) { return 1.0 / (1.0 + exp(-A(v)->data)); }
 static void sigmoid_backward(Value *v) { A(v)->grad += (v->grad * (1.0 - v->data)) * v->data; }
-const OpRule mc_rule_sigmoid = {"sigmoid", sigmoid_forward, sigmoid_backward};
+const OpRule mc_rule_sigmoid = {.name = "sigmoid", .constructor = "value_sigmoid", .arity = 1,
+                                .forward = sigmoid_forward, .backward = sigmoid_backward};
 Value *value_sigmoid(Value *a)
 {
     return mc_node_new("value_sigmoid", MICROCRAD_OP_SIGMOID, 0.0, 0.0, 1, &a);

@@ -61,7 +61,11 @@ static void neuron_backward(Value *v)
         v->prev[0]->grad += g;
 }
 
-const OpRule mc_rule_neuron = {"neuron", neuron_forward, neuron_backward};
+/* b, then a (w, x) pair per term: an odd number of operands. */
+static int neuron_count_ok(int32_t n) { return n % 2 == 1; }
+const OpRule mc_rule_neuron = {.name = "neuron", .constructor = "value_neuron", .arity = -1,
+                               .count_ok = neuron_count_ok, .forward = neuron_forward,
+                               .backward = neuron_backward};
 
 /* neuron_forward for several nodes at once: each sum is still b, then + w0*x0, then
  * + w1*x1, ..., in its own variable; only the chains of additions of different nodes,
@@ -76,7 +80,12 @@ void mc_neuron_forward_group(Value *const *nodes, size_t k)
     }
     size_t end = 1 + 2 * (size_t)neuron_terms(nodes[0]); /* the same for all k */
     if (k == MC_NEURON_GROUP) {
-        /* The common case spelled out, so that the four sums live in registers. */
+        /* The common case spelled out, so that the four sums live in registers.
+         * Measured against the general loop below alone (release build, tape forward,
+         * 6 interleaved runs of 50 forwards each, least): MLP(2, [16, 16, 1]) over 100
+         * points 0.089 vs 0.092 ms, MLP(784, [50, 50, 1]) over 20 inputs 2.73 vs
+         * 2.75 ms; callgrind: 0.65 M vs 0.70 M and 5.44 M vs 6.19 M instructions. A
+         * few per cent, on the path every replayed network takes: it stays. */
         Value *const *s0 = slots[0], *const *s1 = slots[1], *const *s2 = slots[2],
                      *const *s3 = slots[3];
         double a0 = acc[0], a1 = acc[1], a2 = acc[2], a3 = acc[3];

@@ -32,7 +32,8 @@ static void pow_backward(Value *v)
      * there while log(0) would give 0 * -inf = nan. */
     B(v)->grad += g * ((a == 0.0 && p >= 0.0) ? 0.0 : v->data * log(a));
 }
-const OpRule mc_rule_pow = {"**", pow_forward, pow_backward};
+const OpRule mc_rule_pow = {.name = "**", .constructor = "value_pow", .arity = 2,
+                            .forward = pow_forward, .backward = pow_backward};
 Value *value_pow(Value *base, Value *exponent)
 {
     Value *operands[2] = {base, exponent};
@@ -51,7 +52,9 @@ static void pow_const_backward(Value *v)
 {
     A(v)->grad += base_gradient(v->grad, A(v)->data, v->param);
 }
-const OpRule mc_rule_pow_const = {"**", pow_const_forward, pow_const_backward};
+const OpRule mc_rule_pow_const = {.name = "**", .constructor = "value_pow_const", .arity = 1,
+                                  .takes_param = 1, .forward = pow_const_forward,
+                                  .backward = pow_const_backward};
 Value *value_pow_const(Value *base, double exponent)
 {
     return mc_node_new("value_pow_const", MICROCRAD_OP_POW_CONST, 0.0, exponent, 1, &base);
@@ -60,11 +63,13 @@ Value *value_pow_const(Value *base, double exponent)
 /* e ** a; the derivative is the result itself. */
 static double exp_forward(const Value *v) { return exp(A(v)->data); }
 static void exp_backward(Value *v) { A(v)->grad += v->grad * v->data; }
-const OpRule mc_rule_exp = {"exp", exp_forward, exp_backward};
+const OpRule mc_rule_exp = {.name = "exp", .constructor = "value_exp", .arity = 1,
+                            .forward = exp_forward, .backward = exp_backward};
 Value *value_exp(Value *a) { return mc_node_new("value_exp", MICROCRAD_OP_EXP, 0.0, 0.0, 1, &a); }
 
 /* log(a): -inf at 0, nan below; the gradient g / a is inf at 0, as in PyTorch. */
 static double log_forward(const Value *v) { return log(A(v)->data); }
 static void log_backward(Value *v) { A(v)->grad += v->grad / A(v)->data; }
-const OpRule mc_rule_log = {"log", log_forward, log_backward};
+const OpRule mc_rule_log = {.name = "log", .constructor = "value_log", .arity = 1,
+                            .forward = log_forward, .backward = log_backward};
 Value *value_log(Value *a) { return mc_node_new("value_log", MICROCRAD_OP_LOG, 0.0, 0.0, 1, &a); }

@@ -207,6 +207,13 @@ static int check_live_params(const microcrad_optimizer *opt, const char *fn)
  * memory twice per step; for a network larger than the cache that doubles the cost
  * of the step, where the undo record is a short sequential write.
  *
+ * Measured against a checking pass then an update pass with no record (release build,
+ * 1,000,000 parameters, least of 5 x 30 steps, ns per parameter): SGD with momentum
+ * 15.5 vs 36.9, Adam 26.2 vs 24.7. In cache (20,000 parameters) both are within noise
+ * (SGD 3.4 vs 3.5, Adam 5.4 vs 7.1), and the record costs instructions (callgrind, per
+ * parameter: SGD 25 vs 24, Adam 52 vs 41). It stays for SGD on networks larger than
+ * the cache, the one case where it pays.
+ *
  * With `zero`, each gradient is set to 0 as soon as it has been read: the step and a
  * following zero_grad in one pass, where a separate zero_grad would read every
  * parameter's memory again.

@@ -33,6 +33,11 @@ struct microcrad_tape {
  * Every node's data is still computed from operands that are already computed, so the
  * results are those of any other topological order. Backward keeps the recorded order,
  * which fixes the order in which gradients are summed.
+ *
+ * Measured against replaying the recorded order one node at a time (release build,
+ * least of 5 runs of 50 forwards): MLP(2, [16, 16, 1]) over moons' 100 points, 0.078 ms
+ * vs 0.086 ms; MLP(784, [50, 50, 1]) over 20 inputs, 2.31 ms vs 2.62 ms (12% faster;
+ * callgrind: 5.44 M vs 6.60 M instructions). The schedule stays.
  */
 
 /* Open addressing from node to level, for building the schedule. */

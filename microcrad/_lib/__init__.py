@@ -2,46 +2,53 @@
 
 This is the only part of the package that uses ctypes. Everything above it sees nodes
 as plain ``int`` addresses and C failures as Python exceptions (``_errors`` says which
-status becomes which exception). The other modules of the package import this one and
-use the names below; the pieces live in:
+status becomes which exception).
 
-* ``_loading``: finding the library (``$MICROCRAD_LIB`` or the packaged copy) and
-  opening it as ``c``, through which every call is made;
-* ``_signatures``: the C signature of every function (all called with the GIL held);
-* ``_codes``: the numbers of microcrad.h (status and op codes, build bits, ...);
+The rule of this package, kept by tests/test_import_structure.py:
+
+* Only the modules of ``microcrad._lib`` call the library (``c.*``) or use ctypes.
+  The other modules of microcrad call the functions named below, which check every
+  result and raise on failure.
+* One exception, for speed: the operators of Value get the bound C constructors of
+  single ops from ``op_constructor`` (and ``Value.__del__`` gets value_release from
+  ``release_function``). These return a node address or None (the status); the caller
+  raises ``last_failure()`` on None.
+* Every library object is wrapped alike: nodes, optimizers and tapes each have named
+  functions here (``leaf``, ``sgd_create``, ``tape_create``, ...), and an ``int``
+  handle above.
+* ``c`` itself is exported for tests only (to reach the library below this layer).
+* No module of ``_lib`` imports anything else of microcrad; the modules import each
+  other in this order only: ``_loading``, ``_errors``, ``_arrays``, ``_nodes``,
+  ``_graphs``.
+
+The modules:
+
+* ``_loading``: finding and opening the library (``c``), the C signature of each
+  function (all called with the GIL held), the numbers of microcrad.h, the op table,
+  and what the library says about itself (version, build features, live nodes);
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, made only by ``pin`` (which holds the Values
-  that own the nodes) or owning references of their own;
-* ``_bulk``: many nodes' data or grad read or written in one call;
-* ``_node_access``: the data and grad properties of Value, in place or checked;
-* ``_nodes``: making and inspecting nodes through calls that need arrays or checks;
-* ``_node_view``: reading and writing a node's data and grad in place;
-* ``_info``: the library's version, build features and live node count;
-* ``_optimizers``: the C optimizers behind microcrad.optim;
-* ``_dot``: a graph as Graphviz DOT text;
-* ``_custom_ops``: labels, op texts and Python backward functions kept with a node.
+  that own the nodes) or owning references of their own, and bulk data/grad access;
+* ``_nodes``: making and inspecting nodes, their data and grad (in place or checked),
+  and what is kept with a node (labels, op texts, Python backward functions);
+* ``_graphs``: DOT pictures of graphs, optimizers and tapes.
 """
 
 from __future__ import annotations
 
-from microcrad._lib._arrays import (
-    NodeArray,
-    PinnedNodes,
-    Uncopyable,
-    checked_count,
-    pin,
-    pin_nodes,
-)
-from microcrad._lib._bulk import BulkNodes
-from microcrad._lib._codes import (
+from microcrad._lib._loading import (
+    OPS,
+    Op,
     ACT_LINEAR,
     ACT_RELU,
     ACT_SIGMOID,
     ACT_TANH,
     BUILD_ASAN,
+    build_features,
     BUILD_TSAN,
     BUILD_UBSAN,
     BUILD_VALGRIND,
+    c,
     ERR_ARGUMENT,
     ERR_CALLBACK,
     ERR_FOREIGN,
@@ -50,10 +57,16 @@ from microcrad._lib._codes import (
     ERR_NULL,
     ERR_OVERFLOW,
     ERR_RELEASED,
+    LIBRARY_ENV_VAR,
+    LIBRARY_FILE_NAME,
+    library_version,
+    live_values,
     MAGIC_LIVE,
     MAX_REF_COUNT,
     OK,
     OP_ADD,
+    op_constructor,
+    OP_CONSTRUCTOR_SHAPES,
     OP_CUSTOM,
     OP_DIV,
     OP_EXP,
@@ -69,51 +82,64 @@ from microcrad._lib._codes import (
     OP_SUB,
     OP_SUM,
     OP_TANH,
+    release_function,
+    trim,
 )
-from microcrad._lib._custom_ops import (
-    backward,
-    backward_function,
-    backward_step,
-    check_backward,
-    has_python_backward,
-    label_of,
-    op_text_of,
-    remove_backward,
-    set_backward,
-    set_label,
-    set_op_text,
-)
-from microcrad._lib._dot import dot_text
 from microcrad._lib._errors import (
-    MicrocradError,
-    ReleasedValueError,
     check_number,
     check_status,
     exception_for_status,
     last_error_message,
     last_failure,
+    MicrocradError,
     node_or_raise,
+    ReleasedValueError,
 )
-from microcrad._lib._info import build_features, library_version, live_values, trim
-from microcrad._lib._loading import LIBRARY_ENV_VAR, LIBRARY_FILE_NAME, c
-from microcrad._lib._node_access import node_accessors
-from microcrad._lib._node_view import DIRECT_ACCESS, NodeView
+from microcrad._lib._arrays import (
+    BulkNodes,
+    checked_count,
+    NodeArray,
+    pin,
+    pin_nodes,
+    PinnedNodes,
+    Uncopyable,
+)
 from microcrad._lib._nodes import (
-    BINARY_CONSTRUCTORS,
-    UNARY_CONSTRUCTORS,
+    create_op,
+    backward,
+    backward_function,
+    backward_step,
+    check_backward,
     create,
+    data_of,
+    DIRECT_ACCESS,
+    grad_of,
+    has_python_backward,
+    label_of,
     leaf,
     neuron,
     neuron_forward,
+    node_accessors,
+    NodeView,
     op_name,
     op_of,
+    op_text_of,
     param_of,
     prev,
+    ref_count,
     release,
+    remove_backward,
+    retain,
+    set_backward,
+    set_data_and_grad,
+    set_label,
+    set_op_text,
     sum_of,
+    zero_grad,
 )
-from microcrad._lib._optimizers import (
+from microcrad._lib._graphs import (
     adam_create,
+    dot_text,
     optimizer_free,
     optimizer_lr,
     optimizer_set_lr,
@@ -121,21 +147,42 @@ from microcrad._lib._optimizers import (
     optimizer_step_zero_grad,
     optimizer_zero_grad,
     sgd_create,
+    tape_backward,
+    tape_create,
+    tape_forward,
+    tape_free,
+    tape_size,
+    tape_zero_grad,
 )
-from microcrad._lib._signatures import SIGNATURES as _SIGNATURES
+from microcrad._lib._loading import SIGNATURES as _SIGNATURES
 
 __all__ = [
+    "OPS",
+    "Op",
     "ACT_LINEAR",
     "ACT_RELU",
     "ACT_SIGMOID",
     "ACT_TANH",
-    "BINARY_CONSTRUCTORS",
+    "adam_create",
+    "backward",
+    "backward_function",
+    "backward_step",
     "BUILD_ASAN",
+    "build_features",
     "BUILD_TSAN",
     "BUILD_UBSAN",
     "BUILD_VALGRIND",
     "BulkNodes",
+    "c",
+    "check_backward",
+    "check_number",
+    "check_status",
+    "checked_count",
+    "create",
+    "create_op",
+    "data_of",
     "DIRECT_ACCESS",
+    "dot_text",
     "ERR_ARGUMENT",
     "ERR_CALLBACK",
     "ERR_FOREIGN",
@@ -144,26 +191,40 @@ __all__ = [
     "ERR_NULL",
     "ERR_OVERFLOW",
     "ERR_RELEASED",
+    "exception_for_status",
+    "grad_of",
+    "has_python_backward",
+    "label_of",
+    "last_error_message",
+    "last_failure",
+    "leaf",
     "LIBRARY_ENV_VAR",
     "LIBRARY_FILE_NAME",
+    "library_version",
+    "live_values",
     "MAGIC_LIVE",
     "MAX_REF_COUNT",
     "MicrocradError",
+    "neuron",
+    "neuron_forward",
+    "node_accessors",
+    "node_or_raise",
     "NodeArray",
     "NodeView",
-    "PinnedNodes",
-    "ReleasedValueError",
-    "Uncopyable",
     "OK",
     "OP_ADD",
+    "op_constructor",
+    "OP_CONSTRUCTOR_SHAPES",
     "OP_CUSTOM",
     "OP_DIV",
     "OP_EXP",
     "OP_LEAF",
     "OP_LOG",
     "OP_MUL",
+    "op_name",
     "OP_NEG",
     "OP_NEURON",
+    "op_of",
     "OP_POW",
     "OP_POW_CONST",
     "OP_RELU",
@@ -171,39 +232,7 @@ __all__ = [
     "OP_SUB",
     "OP_SUM",
     "OP_TANH",
-    "UNARY_CONSTRUCTORS",
-    "adam_create",
-    "backward",
-    "backward_function",
-    "backward_step",
-    "check_backward",
-    "has_python_backward",
-    "label_of",
     "op_text_of",
-    "remove_backward",
-    "set_backward",
-    "set_label",
-    "set_op_text",
-    "build_features",
-    "c",
-    "check_number",
-    "check_status",
-    "checked_count",
-    "create",
-    "dot_text",
-    "exception_for_status",
-    "last_error_message",
-    "last_failure",
-    "leaf",
-    "library_version",
-    "live_values",
-    "trim",
-    "neuron",
-    "neuron_forward",
-    "node_accessors",
-    "node_or_raise",
-    "op_name",
-    "op_of",
     "optimizer_free",
     "optimizer_lr",
     "optimizer_set_lr",
@@ -213,8 +242,27 @@ __all__ = [
     "param_of",
     "pin",
     "pin_nodes",
+    "PinnedNodes",
     "prev",
+    "ref_count",
     "release",
+    "release_function",
+    "ReleasedValueError",
+    "remove_backward",
+    "retain",
+    "set_backward",
+    "set_data_and_grad",
+    "set_label",
+    "set_op_text",
     "sgd_create",
     "sum_of",
+    "tape_backward",
+    "tape_create",
+    "tape_forward",
+    "tape_free",
+    "tape_size",
+    "tape_zero_grad",
+    "trim",
+    "Uncopyable",
+    "zero_grad",
 ]

@@ -1,31 +1,22 @@
-"""C arrays of node pointers, for the calls that take many nodes at once.
-
-A node's address is only valid while something holds a reference to the node, and in
-Python what holds it is the ``Value`` object that owns it. An array of bare addresses,
-collected from Values that are then dropped (a generator's items, ``map`` results,
-temporaries of a comprehension), points at freed nodes by the time C reads it. So no
-address list is ever built by hand: ``pin`` is the one way to turn Values into a C
-array, and the resulting ``PinnedNodes`` holds the Values themselves for as long as it
-lives. Every function of ``_lib`` that hands many nodes to C takes a ``PinnedNodes``,
-so the caller cannot forget: passing it as an argument keeps it (and every Value in
-it) alive until the C call returns.
-
-``NodeArray`` goes further and owns a reference of its own to each node, for arrays
-handed to C call after call (a neuron's weights and bias).
-
-None of these objects can be copied or pickled: a copy would either share the C memory
-or hold addresses without the references that make them valid.
-"""
+"""C arrays of node pointers (made only by ``pin``, which holds the Values that own
+the nodes, or owning references of their own), and many nodes' data or grad read or
+written in one call."""
 
 from __future__ import annotations
 
 import ctypes
 from collections.abc import Iterable, Sequence
-from ctypes import c_void_p
+from ctypes import c_double, c_void_p
 from typing import Any, Callable, NoReturn, Optional
 
 from microcrad._lib._errors import check_status
 from microcrad._lib._loading import c
+
+
+
+# -----------------------------------------------------------------------------
+# C arrays of node pointers, for the calls that take many nodes at once.
+# -----------------------------------------------------------------------------
 
 # C takes counts of nodes as int32_t.
 _MAX_COUNT = 2**31 - 1
@@ -95,7 +86,7 @@ class PinnedNodes(Uncopyable):
 
 def pin(
     items: Iterable[Any],
-    value_type: type,
+    value_type: type[Any],
     to_value: Callable[[Any], Any] | None = None,
     reject: Callable[[Any], Exception] | None = None,
 ) -> PinnedNodes:
@@ -110,7 +101,7 @@ def pin(
             is ``reject(item)`` when given).
         ValueError: there are more items than an int32_t counts.
     """
-    values = list(items)
+    values: list[Any] = list(items)
     # The common case in one pass: every item is exactly a Value.
     nodes = [value._ptr for value in values if type(value) is value_type]
     if len(nodes) != len(values):
@@ -185,3 +176,82 @@ class NodeArray(Uncopyable):
         self.nodes = ()
         for node in nodes:
             _release(node)
+
+
+# -----------------------------------------------------------------------------
+# The data or grad of many nodes read or written in one call (value_*_many).
+# -----------------------------------------------------------------------------
+
+class BulkNodes(Uncopyable):
+    """A fixed list of nodes, for value_set_data_many and its readers.
+
+    Holds the ``PinnedNodes`` it is made from, so its nodes stay alive while it does.
+    """
+
+    __slots__ = ("_count", "_pinned", "_doubles")
+    _copy_advice = "make a new one from the Values"
+
+    def __init__(self, pinned: PinnedNodes) -> None:
+        self._count = pinned.count
+        self._pinned = pinned
+        self._doubles = c_double * self._count
+
+    def _buffer(self, numbers: Any, to_float: Callable[[Any], float]) -> ctypes.Array[c_double]:
+        """``numbers`` as a C array of doubles; ``to_float`` converts (and checks) any
+        item that is not already an int or float."""
+        if isinstance(numbers, (str, bytes, bytearray)):
+            # Their buffers are characters, not numbers: b"ab" is not [97.0, 98.0].
+            raise TypeError(f"expected a sequence of numbers, not {type(numbers).__name__!r}")
+        try:
+            view = memoryview(numbers)
+        except TypeError:
+            view = None
+        if view is not None:
+            if view.ndim != 1:
+                shape = "a 0-d array" if view.ndim == 0 else f"a {view.ndim}-d array"
+                raise (TypeError if view.ndim == 0 else ValueError)(
+                    f"expected a flat sequence of {self._count} numbers, got {shape}"
+                )
+            if view.format == "d" and view.c_contiguous:
+                # A native float64 buffer (array.array('d'), a NumPy float64 array...):
+                # one copy.
+                if len(view) != self._count:
+                    raise ValueError(f"expected {self._count} numbers, got {len(view)}")
+                return self._doubles.from_buffer_copy(view)
+        items: Sequence[Any]
+        try:
+            items = view.tolist() if view is not None else list(numbers)
+        except NotImplementedError:
+            # A format memoryview cannot unpack (a NumPy complex or big-endian array...):
+            # the items as the object itself gives them, each converted by to_float,
+            # which takes a big-endian float and rejects a complex number.
+            items = list(numbers)
+            if len(items) != self._count:
+                raise ValueError(f"expected {self._count} numbers, got {len(items)}") from None
+            return self._doubles(*(to_float(item) for item in items))
+        if len(items) != self._count:
+            raise ValueError(f"expected {self._count} numbers, got {len(items)}")
+        try:
+            return self._doubles(*items)
+        except TypeError:
+            # Not all ints and floats: convert one by one, which names the first item
+            # that is not a number.
+            return self._doubles(*(to_float(item) for item in items))
+
+    def set_data(self, numbers: Any, to_float: Callable[[Any], float]) -> None:
+        """Sets node i's data to ``numbers[i]`` for every i, in one call."""
+        data = self._buffer(numbers, to_float)
+        pinned = self._pinned
+        check_status(c.value_set_data_many(self._count, pinned.array, data))
+
+    def data(self) -> list[float]:
+        """Every node's data, in one call."""
+        out = self._doubles()
+        check_status(c.value_get_data_many(self._count, self._pinned.array, out))
+        return list(out)
+
+    def grad(self) -> list[float]:
+        """Every node's grad, in one call."""
+        out = self._doubles()
+        check_status(c.value_get_grad_many(self._count, self._pinned.array, out))
+        return list(out)

@@ -13,7 +13,7 @@ the exception. Status codes map to exceptions as follows:
 * a reference count that would pass its maximum -> ``OverflowError``,
 * a failed write -> ``OSError``,
 * a failed backward callback -> ``RuntimeError`` (a Python callback's own exception
-  is raised instead: ``_custom_ops.check_backward``),
+  is raised instead: ``_nodes.check_backward``),
 * a released or foreign pointer -> ``MicrocradError``, which always means a bug in
   microcrad itself, since Python code cannot get hold of a raw pointer;
 * a NULL node -> ``ReleasedValueError`` (a ``MicrocradError`` and a
@@ -24,15 +24,15 @@ the exception. Status codes map to exceptions as follows:
 
 from __future__ import annotations
 
-from microcrad._lib._codes import (
+from microcrad._lib._loading import (
     ERR_ARGUMENT,
     ERR_CALLBACK,
     ERR_IO,
     ERR_NOMEM,
     ERR_NULL,
     ERR_OVERFLOW,
+    c,
 )
-from microcrad._lib._loading import c
 
 
 class MicrocradError(RuntimeError):

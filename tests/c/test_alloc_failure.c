@@ -163,6 +163,26 @@ static void walk_constructor(const char *name, make_fn make, const fixture *f)
     CHECK(counts_unchanged(f, counts0));
 }
 
+/* Every op of the op table, through value_create_op over as many of the fixture's
+ * nodes as it takes: walked like the constructors above, so a new op is covered
+ * without editing this test. */
+static int walked_op;
+static Value *make_by_number(const fixture *f)
+{
+    int arity = microcrad_op_arity(walked_op);
+    int32_t n = arity >= 0 ? arity : 5; /* 5 suits every n-ary op */
+    return value_create_op(walked_op, 2.0, n, f->t);
+}
+
+static void walk_every_op(const fixture *f)
+{
+    for (walked_op = 0; walked_op < microcrad_op_count(); walked_op++) {
+        char name[64];
+        snprintf(name, sizeof name, "value_create_op %s", microcrad_op_name(walked_op));
+        walk_constructor(name, make_by_number, f);
+    }
+}
+
 /* ------------------------------------------------------------------------------ */
 /* value_backward and value_zero_grad                                               */
 /* ------------------------------------------------------------------------------ */
@@ -551,6 +571,7 @@ int main(void)
         f.big[i] = value_create_leaf(0.01 * i);
     for (size_t i = 0; i < sizeof constructors / sizeof constructors[0]; i++)
         walk_constructor(constructors[i].name, constructors[i].make, &f);
+    walk_every_op(&f);
     test_scopes(&f);
     for (int i = 0; i < N_FIXTURE; i++)
         value_release(fixture_node(&f, i));

@@ -266,6 +266,26 @@ static int network_forward_with(void *bad, int status, kind k)
     return r == status && out[0] == NULL && (k == K_MLP || out[1] == NULL);
 }
 
+/* Every op of the op table through value_create_op, `bad` in each operand slot in
+ * turn: each call must fail with `status` (a new op is covered without editing this
+ * test). */
+static int create_op_with(void *bad, int status)
+{
+    int ok = 1;
+    for (int op = 0; op < microcrad_op_count(); op++) {
+        int arity = microcrad_op_arity(op);
+        int32_t n = arity >= 0 ? arity : 3; /* 3 suits every n-ary op */
+        for (int32_t slot = 0; slot < n; slot++) {
+            Value *operands[3] = {GOOD, GOOD, GOOD};
+            operands[slot] = bad;
+            microcrad_clear_error();
+            ok &= null_node(value_create_op(op, 2.0, n, operands)) &&
+                  microcrad_last_status() == status;
+        }
+    }
+    return ok;
+}
+
 /* Functions that take a Value. */
 NODE_CALL(v_create, create_with(bad))
 NODE_CALL(v_add_a, value_add(bad, GOOD))
@@ -381,7 +401,7 @@ STATUS_CALL(s_size, microcrad_scope_size(bad))
 
 #define V(fn, name) {K_VALUE, name, fn}
 static const call calls[] = {
-    V(v_create, "value_create"), V(v_add_a, "value_add"), V(v_add_b, "value_add"),
+    V(v_create, "value_create"), V(create_op_with, "value_create_op"), V(v_add_a, "value_add"), V(v_add_b, "value_add"),
     V(v_sub_a, "value_sub"), V(v_sub_b, "value_sub"), V(v_mul_a, "value_mul"),
     V(v_mul_b, "value_mul"), V(v_div_a, "value_div"), V(v_div_b, "value_div"),
     V(v_neg, "value_neg"), V(v_pow_a, "value_pow"), V(v_pow_b, "value_pow"),

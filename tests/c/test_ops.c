@@ -1,5 +1,7 @@
 /*
- * test_ops.c - every operation: its forward value, its gradients and its identity.
+ * test_ops.c - the ops of ops_arith.c, ops_pow.c and ops_activation.c: each one's
+ * forward value, its gradients and its identity (the neuron op: test_ops_nn.c; the op
+ * table and value_create_op: test_op_table.c).
  *
  * Each op is checked three ways at several inputs:
  *   - the forward value against the same formula written with math.h;
@@ -795,29 +797,46 @@ static void test_pytorch_formulas(void)
 }
 
 /* ------------------------------------------------------------------------------ */
-/* Names of ops                                                                    */
+/* abs                                                                             */
 /* ------------------------------------------------------------------------------ */
 
-static void test_op_names(void)
+/* |x| and its gradient g * sign(x), with PyTorch's sign (0 at +-0 and at NaN), at the
+ * IEEE corners, for an upstream gradient g of 1, -1.5 and inf; the expected gradients
+ * are those torch.abs gives (tests/test_abs.py compares with PyTorch itself). */
+static void test_abs(void)
 {
-    printf("op names\n");
-    /* The symbols micrograd uses, as the header promises. */
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_LEAF), "") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_ADD), "+") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_MUL), "*") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_POW), "**") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_EXP), "exp") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_RELU), "ReLU") == 0);
-    /* Every other op has some non-empty name of its own. */
-    for (int op = MICROCRAD_OP_CUSTOM; op < MICROCRAD_OP_COUNT_; op++) {
-        const char *name = microcrad_op_name(op);
-        if (!CHECK(name != NULL && name[0] != '\0' && strcmp(name, "?") != 0))
-            fprintf(stderr, "    op %d is named \"%s\"\n", op, name ? name : "(null)");
+    printf("abs\n");
+    static const double upstream[3] = {1.0, -1.5, INFINITY};
+    static const struct {
+        double x, grad[3];
+    } cases[] = {
+        {-0.0, {0.0, 0.0, NAN}},   {0.0, {0.0, 0.0, NAN}},    {NAN, {0.0, 0.0, NAN}},
+        {INFINITY, {1.0, -1.5, INFINITY}}, {-INFINITY, {-1.0, 1.5, -INFINITY}},
+        {-2.5, {-1.0, 1.5, -INFINITY}},    {3.0, {1.0, -1.5, INFINITY}},
+        {-1e-310, {-1.0, 1.5, -INFINITY}}, /* subnormal: still a sign */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        for (int j = 0; j < 3; j++) {
+            Value *x = value_create_leaf(cases[i].x), *g = value_create_leaf(upstream[j]);
+            Value *y = value_abs(x);
+            Value *root = value_mul(y, g); /* the gradient reaching y is g */
+            if (CHECK(y && root)) {
+                CHECK_INT(value_op(y), MICROCRAD_OP_ABS);
+                CHECK_SAME(y->data, fabs(cases[i].x));
+                CHECK(!signbit(y->data) || isnan(y->data)); /* |-0.0| is +0.0 */
+                CHECK_INT(value_backward(root), MICROCRAD_OK);
+                if (!CHECK_SAME(x->grad, cases[i].grad[j]))
+                    fprintf(stderr, "    abs'(%g) * %g\n", cases[i].x, upstream[j]);
+            }
+            value_release(root);
+            value_release(y);
+            value_release(g);
+            value_release(x);
+        }
     }
-    /* Numbers that are not ops. */
-    CHECK(strcmp(microcrad_op_name(-1), "?") == 0);
-    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_COUNT_), "?") == 0);
-    CHECK(strcmp(microcrad_op_name(1000), "?") == 0);
+    CHECK(strcmp(microcrad_op_name(MICROCRAD_OP_ABS), "abs") == 0);
+    CHECK(value_abs(NULL) == NULL);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_NULL);
 }
 
 int main(void)
@@ -862,7 +881,7 @@ int main(void)
     test_shared_operand();
     test_ieee();
     test_pytorch_formulas();
-    test_op_names();
+    test_abs();
 
     CHECK_INT(microcrad_live_values(), live_at_start);
     return check_summary();

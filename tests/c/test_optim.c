@@ -293,7 +293,7 @@ static void test_bad_arguments(void)
 
 /* A freed optimizer's canary reads DEAD while its memory is not reused. Reading freed
  * memory is exactly what AddressSanitizer and Valgrind (and ThreadSanitizer, for malloc
- * memory) report, so as with released Values (test_canary.c) this runs only in builds
+ * memory) report, so as with released Values (test_check_canary.c) this runs only in builds
  * without them. */
 static void test_freed_handle(void)
 {

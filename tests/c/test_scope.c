@@ -13,6 +13,7 @@
 
 #include <microcrad.h>
 
+#include <dlfcn.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +44,7 @@ typedef int (*call_fn)(const inputs *in, Value **out);
     }
 
 ONE(value_create, value_create(1.0, 2, (Value **)in->w))
+ONE(value_create_op, value_create_op(MICROCRAD_OP_POW_CONST, 3.0, 1, &in->a))
 ONE(value_create_leaf, value_create_leaf(2.0))
 ONE(value_add, value_add(in->a, in->b))
 ONE(value_sub, value_sub(in->a, in->b))
@@ -85,7 +87,7 @@ static const struct {
     const char *name;
     call_fn call;
 } calls[] = {
-    CALL(value_create), CALL(value_create_leaf), CALL(value_add), CALL(value_sub),
+    CALL(value_create), CALL(value_create_op), CALL(value_create_leaf), CALL(value_add), CALL(value_sub),
     CALL(value_mul), CALL(value_div), CALL(value_neg), CALL(value_pow), CALL(value_pow_const),
     CALL(value_exp), CALL(value_log), CALL(value_relu), CALL(value_tanh), CALL(value_sigmoid),
     CALL(value_add_scalar), CALL(value_sub_scalar), CALL(value_mul_scalar),
@@ -124,6 +126,65 @@ static void free_inputs(inputs *in)
     microcrad_neuron_free(in->neuron);
     microcrad_layer_free(in->layer);
     microcrad_mlp_free(in->mlp);
+}
+
+/* The public constructor of op `op` (microcrad_op_constructor), found by name in the
+ * loaded library, or NULL. */
+static void *op_constructor(int op)
+{
+    static void *self; /* the program and the libraries it loaded, microcrad's included */
+    if (!self)
+        self = dlopen(NULL, RTLD_LAZY);
+    const char *name = microcrad_op_constructor(op);
+    return self && name ? dlsym(self, name) : NULL;
+}
+
+/* Every op of fixed arity, built by its own constructor (found through the op table,
+ * so a new op is covered without editing this file): the result goes to the scope as
+ * its only reference, and ending the scope frees it. tests/test_scope_coverage.py
+ * counts these constructors as covered. */
+static void test_every_op_constructor_goes_to_the_scope(void)
+{
+    printf("every op's own constructor hands its result to the scope\n");
+    Value *a = value_create_leaf(0.75), *b = value_create_leaf(1.5);
+    int64_t live0 = microcrad_live_values();
+    int covered = 0;
+    for (int op = 0; op < microcrad_op_count(); op++) {
+        int arity = microcrad_op_arity(op), takes_param = microcrad_op_takes_param(op);
+        if (arity < 1 || arity > 2)
+            continue; /* leaf and n-ary constructors: in the calls table above */
+        void *symbol = op_constructor(op);
+        if (!CHECK(symbol != NULL)) {
+            fprintf(stderr, "    no function %s\n", microcrad_op_constructor(op));
+            continue;
+        }
+        microcrad_scope *scope = microcrad_scope_begin();
+        Value *v = NULL;
+        if (takes_param) {
+            Value *(*make)(Value *, double);
+            memcpy(&make, &symbol, sizeof make);
+            v = make(a, 2.0);
+        } else if (arity == 1) {
+            Value *(*make)(Value *);
+            memcpy(&make, &symbol, sizeof make);
+            v = make(a);
+        } else {
+            Value *(*make)(Value *, Value *);
+            memcpy(&make, &symbol, sizeof make);
+            v = make(a, b);
+        }
+        if (CHECK(v != NULL)) {
+            CHECK_INT(value_op(v), op);
+            CHECK_INT(value_ref_count(v), 1);
+            CHECK_INT(microcrad_scope_size(scope), 1);
+        }
+        CHECK_INT(microcrad_scope_end(scope), MICROCRAD_OK);
+        CHECK_INT(microcrad_live_values(), live0);
+        covered++;
+    }
+    CHECK(covered >= 10); /* add .. sigmoid at least */
+    value_release(a);
+    value_release(b);
 }
 
 /* Each result belongs to the scope (its only reference), and ending the scope frees
@@ -569,6 +630,7 @@ int main(void)
     int64_t live_at_start = microcrad_live_values();
     microcrad_set_quiet(1);
     test_every_result_goes_to_the_scope();
+    test_every_op_constructor_goes_to_the_scope();
     test_survivors_and_retained_nodes();
     test_nesting();
     test_another_thread_cannot_end_it();

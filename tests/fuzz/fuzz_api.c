@@ -185,6 +185,7 @@ typedef enum Opcode {
     TAPE,        /* create, forward, backward, zero_grad, free */
     NN,          /* C neurons and MLPs: create, forward, parameters, free */
     FAIL_NEXT,   /* the next instruction runs with its k-th allocation failing */
+    BY_NUMBER,   /* value_create_op: any op of the op table, any operand count */
     OPCODE_COUNT
 } Opcode;
 
@@ -248,6 +249,29 @@ static void n_ary(State *s, Input *in, Opcode op)
     }
     if (made(s, v))
         keep(s, v);
+}
+
+/* Any op of the op table, so a new op is fuzzed without editing this file: with a
+ * count it takes the node is made (or memory ran out); with another count, or a
+ * number that is not an op, the call is refused with MICROCRAD_ERR_ARGUMENT. */
+static void by_number(State *s, Input *in)
+{
+    Value *operands[2 * MAX_OPERANDS + 1];
+    int op = (int)(next_byte(in) % (unsigned)(microcrad_op_count() + 1)); /* one past: not an op */
+    int n = (int)(next_byte(in) % (2 * MAX_OPERANDS + 2));
+    if (n > 0 && !pick_many(s, in, n, operands))
+        return;
+    int arity = microcrad_op_arity(op);
+    Value *v = value_create_op(op, next_number(in), n, operands);
+    if (v) {
+        REQUIRE(arity == n || arity == -1);
+        REQUIRE(value_op(v) == op && value_n_prevs(v) == n);
+        keep(s, v);
+    } else if (arity == n || (arity == -1 && microcrad_last_status() != MICROCRAD_ERR_ARGUMENT)) {
+        REQUIRE(made(s, v) == 0); /* only memory may fail a count the op takes */
+    } else {
+        REQUIRE(microcrad_last_status() == MICROCRAD_ERR_ARGUMENT);
+    }
 }
 
 static void read_back(State *s, Input *in)
@@ -540,6 +564,9 @@ static void run_instruction(State *s, Input *in, Opcode op)
         break;
     case FAIL_NEXT:
         fail_next(s, in);
+        break;
+    case BY_NUMBER:
+        by_number(s, in);
         break;
     case OPCODE_COUNT:
         break;

@@ -11,7 +11,7 @@ Examples:
     tools/memcheck.py valgrind --build-only &&
         tools/memcheck.py valgrind --no-build --each -- build/valgrind/tests/test_*
       (the shell expands the pattern before memcheck runs, so build the preset first)
-    tools/memcheck.py tsan -- build/tsan/tests/test_thread_stress
+    tools/memcheck.py tsan -- build/tsan/tests/test_node_threads
 
 What it does:
   1. configures (once) and builds the CMake preset of the same name, so that

@@ -1,5 +1,5 @@
 /*
- * test_nn.c - the C networks: random initialisation, neuron, layer and MLP.
+ * test_neuron_layer_mlp.c - the C networks: random initialisation, neuron, layer and MLP.
  *
  *   - the generator reproduces splitmix64's published outputs;
  *   - parameters come out in micrograd's order (per neuron: weights, then bias) and

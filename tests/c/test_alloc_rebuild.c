@@ -1,5 +1,5 @@
 /*
- * test_pool_rebuild.c - a graph that is released and built again lands in the same
+ * test_alloc_rebuild.c - a graph that is released and built again lands in the same
  * memory in the same order.
  *
  * A training loop builds its graph, back-propagates and releases it, step after step.

@@ -1,5 +1,5 @@
 /*
- * test_thread_stress.c - many threads sharing nodes, under the documented rules.
+ * test_node_threads.c - many threads sharing nodes, under the documented rules.
  *
  * The rules (microcrad.h, "Threads"): reference counts are atomic, so any thread may
  * retain or release any node, and operations may retain shared operands concurrently;

@@ -1,5 +1,5 @@
 /*
- * test_backward.c - value_backward and value_zero_grad on whole graphs.
+ * test_graph.c - value_backward and value_zero_grad on whole graphs.
  *
  * Graphs where a node is reached along several paths (diamonds), repeated backward
  * passes (leaf gradients accumulate, interior ones are recomputed), zeroing, a leaf as

@@ -1,5 +1,5 @@
 /*
- * test_pool_cross_thread.c - memory stays bounded by the nodes alive when nodes are
+ * test_alloc_cross_thread.c - memory stays bounded by the nodes alive when nodes are
  * released on a thread other than the one that made them.
  *
  * Two patterns that used to grow without bound (each freed block joined the free list

@@ -1,5 +1,5 @@
 /*
- * test_deep_chain.c - a graph as deep as it is long.
+ * test_graph_deep_chain.c - a graph as deep as it is long.
  *
  * x_0 is a leaf and x_{k+1} = x_k * c, N times. Only the chain holds the intermediate
  * nodes (each handle is released as soon as the next node exists), so backward,
@@ -11,7 +11,7 @@
  * Dropping or repeating one link would move each by a factor c, i.e. by 1/N relative,
  * while the N roundings of the products and sums stay well below that.
  *
- * Usage: test_deep_chain [N]. N defaults to 10,000,000, or to 1,000,000 when the
+ * Usage: test_graph_deep_chain [N]. N defaults to 10,000,000, or to 1,000,000 when the
  * library is built for a sanitizer or Valgrind (see default_length). The ns/node
  * figures are information only; nothing is asserted about time.
  */

@@ -1,5 +1,5 @@
 /*
- * test_custom_ops.c - labels, op texts, one node's backward step, and custom ops
+ * test_side_record.c - labels, op texts, one node's backward step, and custom ops
  * defined by a backward callback: what micrograd's lecture does by hand, in C.
  */
 #include "check.h"

@@ -1,5 +1,5 @@
 /*
- * test_pool_threads.c - a thread that exits hands its heap over: nodes it made that are
+ * test_alloc_threads.c - a thread that exits hands its heap over: nodes it made that are
  * still alive keep their memory, and once released that memory serves the next thread.
  *
  * Without the hand-over, memory of short-lived threads (Python threads calling through

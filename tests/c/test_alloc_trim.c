@@ -1,5 +1,5 @@
 /*
- * test_pool_trim.c - idle node-pool memory goes back to the system: on request
+ * test_alloc_trim.c - idle node-pool memory goes back to the system: on request
  * (microcrad_trim) and when a thread exits.
  *
  * Each case makes NODES leaves (about 26 MB of pool), releases them, and checks the

@@ -1,5 +1,5 @@
 /*
- * test_canary.c - bad pointers are reported, never crashed on, and change nothing.
+ * test_check_canary.c - bad pointers are reported, never crashed on, and change nothing.
  *
  * Every public function that takes a Value (the node functions, and the bulk, DOT,
  * tape, optimizer and network calls that take Values as inputs) is called with NULL,
@@ -235,6 +235,36 @@ static int call_fails(call_id id, Value *bad, int status)
     return r == NULL;
 }
 
+/* Every op of the op table, through value_create_op, with `bad` in each operand slot
+ * in turn: refused with `status`, the message naming the slot, nothing changed. A new
+ * op is covered here without editing this test. */
+static void check_every_op_slot(const char *what, Value *bad, int status)
+{
+    Value *good = ctx.good;
+    int64_t live0 = microcrad_live_values();
+    for (int op = 0; op < microcrad_op_count(); op++) {
+        int arity = microcrad_op_arity(op);
+        int32_t n = arity >= 0 ? arity : 3; /* 3 suits every n-ary op */
+        for (int32_t slot = 0; slot < n; slot++) {
+            Value *operands[3] = {good, good, good};
+            operands[slot] = bad;
+            microcrad_clear_error();
+            Value *r = value_create_op(op, 2.0, n, operands);
+            if (!CHECK(r == NULL)) {
+                value_release(r);
+                fprintf(stderr, "    op %s, slot %ld, with %s\n", microcrad_op_name(op),
+                        (long)slot, what);
+                continue;
+            }
+            CHECK_CONTAINS(microcrad_last_error(), "value_create_op");
+            CHECK_CONTAINS(microcrad_last_error(), "operands");
+            CHECK_INT(microcrad_last_status(), status);
+            CHECK_INT(microcrad_live_values(), live0);
+            CHECK_INT(value_ref_count(good), 1);
+        }
+    }
+}
+
 /*
  * Runs every call with `bad`; `what` names the kind of bad pointer in messages.
  * `bad_bytes`, when not NULL, is the memory `bad` points to, which must not change.
@@ -274,6 +304,9 @@ static void check_all_calls(const char *what, Value *bad, int status, const void
         if (bad_bytes && !CHECK(memcmp(snapshot, bad_bytes, n_bad_bytes) == 0))
             fprintf(stderr, "    %s changed the bytes of %s\n", call_name[id], what);
     }
+    check_every_op_slot(what, bad, status);
+    if (bad_bytes && !CHECK(memcmp(snapshot, bad_bytes, n_bad_bytes) == 0))
+        fprintf(stderr, "    value_create_op changed the bytes of %s\n", what);
 }
 
 

@@ -1,5 +1,5 @@
 /*
- * test_scalar_ops.c - value_mul_scalar, value_scalar_sub and the rest: the one-call
+ * test_node_scalar.c - value_mul_scalar, value_scalar_sub and the rest: the one-call
  * forms of "a leaf for a number, then a binary op over it".
  *
  * It must build exactly the graph of the two-call form: same data, same gradients, the

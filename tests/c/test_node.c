@@ -1,12 +1,12 @@
 /*
- * test_ownership.c - reference counts and lifetimes.
+ * test_node.c - reference counts and lifetimes.
  *
  * The rule under test: every returned Value is one reference for the caller, each node
  * holds one reference per operand slot, and a node is freed when its last reference
  * goes. microcrad_live_values() is the witness that nothing leaks and nothing is freed
  * early; it must return to its starting value after every scenario.
  *
- * Usage: test_ownership [iterations per thread, default 1000000]
+ * Usage: test_node [iterations per thread, default 1000000]
  */
 #define _POSIX_C_SOURCE 200809L
 

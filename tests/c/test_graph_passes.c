@@ -1,5 +1,5 @@
 /*
- * test_backward_passes.c - value_backward's single reverse pass (which zeroes each
+ * test_graph_passes.c - value_backward's single reverse pass (which zeroes each
  * interior gradient and clears its traversal mark just before the node's first
  * contribution) against the tape's plain passes (zero everything, then apply the rules
  * in reverse), which must agree bit for bit; and the marks left behind by a failed
