@@ -8,6 +8,7 @@ from ctypes import c_double
 from typing import Any, Callable
 
 from microcrad._lib._arrays import PinnedNodes, Uncopyable
+from microcrad._lib._custom_ops import graph_lock
 from microcrad._lib._errors import check_status
 from microcrad._lib._loading import c
 
@@ -72,7 +73,9 @@ class BulkNodes(Uncopyable):
         """Sets node i's data to ``numbers[i]`` for every i, in one call."""
         data = self._buffer(numbers, to_float)
         pinned = self._pinned
-        check_status(c.value_set_data_many(self._count, pinned.array, data))
+        with graph_lock:  # takes turns with walks (see _custom_ops.graph_lock)
+            status = c.value_set_data_many(self._count, pinned.array, data)
+        check_status(status)
 
     def data(self) -> list[float]:
         """Every node's data, in one call."""
