@@ -47,8 +47,7 @@ class _Detacher:
     """Copies a backward function with every handle of one node replaced by a
     borrowed one (see the module's docstring)."""
 
-    def __init__(self, node: int, is_handle: Callable[[Any], bool], borrow: Callable[[int], Any]):
-        self.node = node
+    def __init__(self, is_handle: Callable[[Any], bool], borrow: Callable[[Any], Any]):
         self.is_handle = is_handle
         self.borrow = borrow
         self.borrowed: list[Any] = []
@@ -57,7 +56,7 @@ class _Detacher:
     def replace(self, item: Any, depth: int) -> Any:
         """``item``, or a copy of it holding borrowed handles in place of the node's."""
         if self.is_handle(item):
-            handle = self.borrow(self.node)
+            handle = self.borrow(item)
             self.borrowed.append(handle)
             return handle
         if depth > _MAX_DEPTH or not isinstance(
@@ -135,18 +134,17 @@ class _Detacher:
 
 def detach_own_handles(
     function: Callable[[], object],
-    node: int,
     is_handle: Callable[[Any], bool],
-    borrow: Callable[[int], Any],
+    borrow: Callable[[Any], Any],
 ) -> tuple[Callable[[], object], list[Any]]:
-    """``function``, or a copy of it in which every handle of ``node`` it holds (in
+    """``function``, or a copy of it in which every handle of the node it holds (in
     closures, default arguments, partials, bound methods) is a borrowed handle, and
     the borrowed handles made.
 
-    ``is_handle(x)`` says whether x is a handle of ``node`` that owns a reference;
-    ``borrow(node)`` makes a borrowed handle of it.
+    ``is_handle(x)`` says whether x is a handle of the node to replace; ``borrow(x)``
+    makes a borrowed handle standing for x.
     """
-    detacher = _Detacher(node, is_handle, borrow)
+    detacher = _Detacher(is_handle, borrow)
     return detacher.replace(function, 0), detacher.borrowed
 
 

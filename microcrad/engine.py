@@ -209,6 +209,7 @@ class _ValueSlots:
 
 # The real instance dictionary of a Value (Value.__dict__ is the view of vars()).
 _instance_dict: Callable[[Any], dict[str, Any]] = _ValueSlots.__dict__["__dict__"].__get__
+_set_instance_dict: Callable[[Any, dict[str, Any]], None] = _ValueSlots.__dict__["__dict__"].__set__
 
 
 class Value(_ValueSlots):
@@ -570,15 +571,21 @@ class Value(_ValueSlots):
                 and item._Value__node == node
             )
 
-        kept, borrowed = detach_own_handles(function, node, is_own_handle, _borrow)
+        def is_replaceable(item: object) -> bool:
+            # A subclass's object may carry slots, methods and a class of its own,
+            # which a borrowed handle would not have: it is left as it is (and warned
+            # about below).
+            return type(item) is Value and item._Value__node == node
+
+        kept, borrowed = detach_own_handles(function, is_replaceable, _borrow)
         if reaches_handle(kept, is_own_handle):
             warnings.warn(
                 f"the _backward function {function!r} holds a Value of its own node "
                 "inside an object (such as self.out of an op object whose method it "
-                "is): the node and that object keep each other alive and are never "
-                "freed. Reach the node through a closure variable, a default "
-                "argument or functools.partial instead (see the README, 'Differences "
-                "from micrograd')",
+                "is), or a Value subclass's object of it: the node and that object "
+                "keep each other alive and are never freed. Reach the node through a "
+                "closure variable, a default argument or functools.partial instead "
+                "(see the README, 'Differences from micrograd')",
                 ResourceWarning,
                 stacklevel=2,
             )
@@ -683,9 +690,12 @@ class _BorrowedValue(Value):
         pass  # owns no reference to give back
 
 
-def _borrow(node: int) -> Value:
+def _borrow(handle: Value) -> Value:
+    """A borrowed handle standing for ``handle``: the same node, and the same
+    attributes (it shares the instance dictionary)."""
     value: Value = _new_object(_BorrowedValue)
-    value._Value__node = node
+    value._Value__node = handle._Value__node
+    _set_instance_dict(value, _instance_dict(handle))
     return value
 
 
