@@ -161,6 +161,10 @@ def reaches_handle(function: Callable[[], object], is_handle: Callable[[Any], bo
         seen.add(id(item))
         if is_handle(item):
             return True
-        skip = getattr(item, "__globals__", None) if isinstance(item, types.FunctionType) else None
-        pending.extend(r for r in gc.get_referents(item) if r is not skip)
+        if isinstance(item, types.FunctionType):
+            # Not its module's globals nor the builtins: shared by everything.
+            skip = (item.__globals__, item.__builtins__)
+            pending.extend(r for r in gc.get_referents(item) if r is not skip[0] and r is not skip[1])
+        else:
+            pending.extend(gc.get_referents(item))
     return False
