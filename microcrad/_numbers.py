@@ -9,6 +9,7 @@ that Python can try the other operand.
 from __future__ import annotations
 
 import numbers
+import sys
 from typing import Union
 
 from microcrad import _lib
@@ -33,7 +34,24 @@ def as_float(number: object, role: str = "operand") -> float:
         return number
     if isinstance(number, numbers.Real):
         return float(number)
+    real = _numpy_real(number)
+    if real is not None:
+        return real
     raise unsupported(number, role)
+
+
+def _numpy_real(thing: object) -> float | None:
+    """A NumPy bool (``np.bool_``, which is not a ``numbers.Real``) or 0-d array of
+    bools or real numbers as a double, as micrograd's Value (and our operators, through
+    NumPy) take them; None for anything else."""
+    numpy = sys.modules.get("numpy")
+    if numpy is None:  # not imported, so ``thing`` cannot be one of its objects
+        return None
+    if isinstance(thing, numpy.bool_):
+        return float(thing)
+    if isinstance(thing, numpy.ndarray) and thing.ndim == 0 and thing.dtype.kind in "biuf":
+        return float(thing)
+    return None
 
 
 def float_or_none(thing: object) -> float | None:

@@ -34,12 +34,13 @@ explains why.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterable
 from typing import Any, Callable, NoReturn, Union
 
 from microcrad import _lib
 from microcrad._attributes import ValueAttributes
-from microcrad._backward_functions import detach_own_handles
+from microcrad._backward_functions import detach_own_handles, reaches_handle
 from microcrad._graph_copy import copy_graph
 from microcrad._numbers import (
     Scalar,
@@ -75,7 +76,7 @@ def _adopt(node: int) -> Value:
     Skips ``__init__``, whose validation is for user input, to keep operations cheap.
     """
     value: Value = _new_object(Value)
-    value._ptr = node
+    value._Value__node = node
     return value
 
 
@@ -113,6 +114,36 @@ def _copy_attributes(source: Value, target: Value, memo: dict[int, Any] | None =
         _instance_dict(target).update(own)
 
 
+def _of_class_of(source: Value, copy: Value, memo: dict[int, Any] | None = None) -> Value:
+    """``copy`` (a new handle, owning its reference), or, when ``source`` is of a
+    subclass of Value, a handle of the same node of that subclass, with the values of
+    the subclass's own slots (deep copies of them when ``memo`` is given): copying an
+    object keeps its class."""
+    cls = type(source)
+    if cls is Value or cls is _BorrowedValue:
+        return copy
+    import copy as copying
+
+    node = copy._Value__node
+    _lib.retain(node)
+    twin: Value = _new_object(cls)
+    twin._Value__node = node
+    for klass in cls.__mro__:
+        if klass is Value:
+            break
+        slots = klass.__dict__.get("__slots__", ())
+        for name in (slots,) if isinstance(slots, str) else slots:
+            if name in ("__dict__", "__weakref__") or name.startswith("__"):
+                continue
+            try:
+                item = getattr(source, name)
+            except AttributeError:
+                continue
+            setattr(twin, name, item if memo is None else copying.deepcopy(item, memo))
+    _shared_handles.offer(twin)
+    return twin
+
+
 def _format_exponent(exponent: float) -> str:
     """A constant exponent as micrograd's f'**{other}' prints it: an integral exponent
     as an int ("2", "-1"), any other as a float ("0.5")."""
@@ -139,11 +170,11 @@ def _unary_op(c_name: str, name: str, doc: str) -> Callable[[Value], Value]:
     OPERATORS[name] = "unary"
 
     def method(self: Value) -> Value:
-        node = c_function(self._ptr)
+        node = c_function(self._Value__node)
         if node is None:
             raise _last_failure()
         result: Value = _new_object(Value)
-        result._ptr = node
+        result._Value__node = node
         return result
 
     method.__name__ = name
@@ -171,28 +202,28 @@ def _binary_op(
 
     def method(self: Value, other: Operand) -> Value:
         if isinstance(other, Value):
-            node = with_value(self._ptr, other._ptr)
+            node = with_value(self._Value__node, other._Value__node)
         else:
             number = other if type(other) is float else float_or_none(other)
             if number is None:
                 # mypy takes NotImplemented for a Value only in methods named __add__ ...
                 return NotImplemented  # type: ignore[no-any-return]
-            node = with_number(self._ptr, number)
+            node = with_number(self._Value__node, number)
         if node is None:
             raise _last_failure()
         result: Value = _new_object(Value)
-        result._ptr = node
+        result._Value__node = node
         return result
 
     def reflected(self: Value, other: Scalar) -> Value:
         number = other if type(other) is float else float_or_none(other)
         if number is None:
             return NotImplemented  # type: ignore[no-any-return]
-        node = number_with(number, self._ptr)
+        node = number_with(number, self._Value__node)
         if node is None:
             raise _last_failure()
         result: Value = _new_object(Value)
-        result._ptr = node
+        result._Value__node = node
         return result
 
     reflected_name = "__r" + name[2:]
@@ -208,15 +239,16 @@ def _binary_op(
 
 
 class _ValueSlots:
-    """The storage of a Value: ``_ptr``, the address of the node of which the object
-    owns one reference; an instance dictionary for the attributes code sets on it; and
-    weak references (see _shared_handles)."""
+    """The storage of a Value: an instance dictionary for the attributes code sets on
+    it, and weak references (see _shared_handles). The node's address is Value's own
+    private slot."""
 
-    __slots__ = ("_ptr", "__dict__", "__weakref__")
+    __slots__ = ("__dict__", "__weakref__")
 
 
 # The real instance dictionary of a Value (Value.__dict__ is the view of vars()).
 _instance_dict: Callable[[Any], dict[str, Any]] = _ValueSlots.__dict__["__dict__"].__get__
+_set_instance_dict: Callable[[Any, dict[str, Any]], None] = _ValueSlots.__dict__["__dict__"].__set__
 
 
 class Value(_ValueSlots):
@@ -247,9 +279,11 @@ class Value(_ValueSlots):
         OverflowError: ``data`` is an int too large for a double.
     """
 
-    __slots__ = ()
-
-    _ptr: int  # None only while the object is being destroyed, in __del__
+    # The address of the node of which the object owns one reference (None only while
+    # the object is being destroyed, in __del__). Private (``_Value__node``), and
+    # shown read-only as ``_ptr``: a wrong address written into it would make the
+    # library read and write arbitrary memory.
+    __slots__ = ("__node",)
 
     def __init__(
         self,
@@ -258,7 +292,7 @@ class Value(_ValueSlots):
         _op: str = "",
         label: str = "",
     ) -> None:
-        if getattr(self, "_ptr", None) is not None:
+        if getattr(self, "_Value__node", None) is not None:
             # Networks, optimizers and tapes hold this object's node; a new node under
             # the same object would leave them working on the old one.
             raise TypeError(
@@ -277,7 +311,7 @@ class Value(_ValueSlots):
                 if not isinstance(child, Value):
                     raise TypeError(f"_children must be Values, got {type(child).__name__!r}")
             node = _lib.create(number, _lib.pin(children, Value))
-        self._ptr = node
+        self._Value__node = node
         # A hand-made node always shows its own text, "" included (micrograd's default).
         if children or _op:
             _lib.set_op_text(node, _op)
@@ -289,12 +323,12 @@ class Value(_ValueSlots):
         # _release is bound as a default argument because at interpreter shutdown the
         # module's globals may already have been cleared to None.
         try:
-            node = self._ptr
+            node = self._Value__node
         except AttributeError:
             return  # __init__ raised before the object got a node
         if node is None:
             return
-        self._ptr = None  # type: ignore[assignment]
+        self._Value__node = None  # type: ignore[assignment]
         # The status is not checked: it can only report a pointer that is not a live
         # node, which this object's reference rules out, and an exception raised here
         # could only be printed, not handled.
@@ -321,11 +355,11 @@ class Value(_ValueSlots):
     def label(self) -> str:
         """A name for the node, for drawing graphs ('' if none was given). Kept with the
         node, so every handle of it, ``_prev``'s included, shows it."""
-        return _lib.label_of(self._ptr)
+        return _lib.label_of(self._Value__node)
 
     @label.setter
     def label(self, text: str) -> None:
-        _lib.set_label(self._ptr, check_text(text, "label"))
+        _lib.set_label(self._Value__node, check_text(text, "label"))
 
     @property
     def __dict__(self) -> ValueAttributes:  # type: ignore[override]
@@ -449,7 +483,7 @@ class Value(_ValueSlots):
         a custom op: ``backward()`` calls the function at the node's place in the order.
         The node keeps the function as long as it lives.
         """
-        function = _lib.backward_function(self._ptr)
+        function = _lib.backward_function(self._Value__node)
         if function is not None:
             return function
         return self._backward_step
@@ -458,7 +492,7 @@ class Value(_ValueSlots):
     def _backward(self, function: Callable[[], object]) -> None:
         if not callable(function):
             raise TypeError(f"_backward must be callable, not {type(function).__name__!r}")
-        node = self._ptr
+        node = self._Value__node
         op = _lib.op_of(node)
         if op != _lib.OP_CUSTOM:
             what = "a leaf" if op == _lib.OP_LEAF else f"a built-in op ({self._op!r})"
@@ -466,18 +500,40 @@ class Value(_ValueSlots):
                 f"cannot set _backward on {what}: only a node made with its operands, "
                 "Value(data, (a, b, ...), 'op'), takes a backward function"
             )
-        kept, borrowed = detach_own_handles(
-            function, node, lambda x: isinstance(x, Value) and x._ptr == node, _borrow
-        )
-        _lib.set_backward(node, kept, _invalidator(borrowed) if borrowed else None)
+        def is_own_handle(item: object) -> bool:
+            return (
+                isinstance(item, Value)
+                and type(item) is not _BorrowedValue
+                and item._Value__node == node
+            )
+
+        def is_replaceable(item: object) -> bool:
+            # A subclass's object may carry slots, methods and a class of its own,
+            # which a borrowed handle would not have: it is left as it is (and warned
+            # about below).
+            return type(item) is Value and item._Value__node == node
+
+        kept, borrowed = detach_own_handles(function, is_replaceable, _borrow)
+        if reaches_handle(kept, is_own_handle):
+            warnings.warn(
+                f"the _backward function {function!r} holds a Value of its own node "
+                "inside an object (such as self.out of an op object whose method it "
+                "is), or a Value subclass's object of it: the node and that object "
+                "keep each other alive and are never freed. Reach the node through a "
+                "closure variable, a default argument or functools.partial instead "
+                "(see the README, 'Differences from micrograd')",
+                ResourceWarning,
+                stacklevel=2,
+            )
+        _lib.set_backward(node, kept, borrowed)
 
     @_backward.deleter
     def _backward(self) -> None:
-        _lib.remove_backward(self._ptr)
+        _lib.remove_backward(self._Value__node)
 
     def _backward_step(self) -> None:
         """The node's built-in chain rule, once (value_backward_step)."""
-        _lib.backward_step(self._ptr)
+        _lib.backward_step(self._Value__node)
 
     def zero_grad(self) -> None:
         """Sets ``grad`` to 0 on this node and on every node it depends on."""
@@ -490,14 +546,14 @@ class Value(_ValueSlots):
     @property
     def _prev(self) -> set[Value]:
         """The node's operands (a set, as in micrograd)."""
-        return {_shared_handles.handle_of(node) for node in _lib.prev(self._ptr)}
+        return {_shared_handles.handle_of(node) for node in _lib.prev(self._Value__node)}
 
     @property
     def _op(self) -> str:
         """The operation that made the node, as micrograd names it: '' for a leaf,
         '+', '*', 'ReLU', ..., '**2' for a constant power, and the text given to the
         node (``Value(x, (a,), 'sin')``, or assigned) when there is one."""
-        node = self._ptr
+        node = self._Value__node
         custom = _lib.op_text_of(node)
         if custom is not None:
             return custom
@@ -508,7 +564,7 @@ class Value(_ValueSlots):
 
     @_op.setter
     def _op(self, text: str) -> None:
-        _lib.set_op_text(self._ptr, check_text(text, "_op"))
+        _lib.set_op_text(self._Value__node, check_text(text, "_op"))
 
     # ---------------------------------------------------------------------------
     # Identity, copying, printing
@@ -517,18 +573,18 @@ class Value(_ValueSlots):
     def __eq__(self, other: object) -> bool:
         """Two Values are equal when they are handles of the same node."""
         if isinstance(other, Value):
-            return self._ptr == other._ptr
+            return self._Value__node == other._Value__node
         return NotImplemented
 
     def __hash__(self) -> int:
-        return hash(self._ptr)
+        return hash(self._Value__node)
 
     def __copy__(self) -> Value:
         """Another handle of the same node (what copying any Python object reference
         means for micrograd's Value, whose copy shares its operands)."""
         node = self._ptr
         _lib.retain(node)
-        twin = _adopt(node)
+        twin = _of_class_of(self, _adopt(node))
         _copy_attributes(self, twin)
         return twin
 
@@ -540,7 +596,7 @@ class Value(_ValueSlots):
         ``copy.deepcopy`` call: deep-copying a model gives parameters that can be
         trained without touching the original's.
         """
-        duplicate = copy_graph(self._ptr, memo, _adopt_shared, Value)
+        duplicate = _of_class_of(self, copy_graph(self._ptr, memo, _adopt_shared, Value), memo)
         _copy_attributes(self, duplicate, memo)
         return duplicate
 
@@ -568,18 +624,23 @@ class _BorrowedValue(Value):
         pass  # owns no reference to give back
 
 
-def _borrow(node: int) -> Value:
+def _borrow(handle: Value) -> Value:
+    """A borrowed handle standing for ``handle``: the same node, and the same
+    attributes (it shares the instance dictionary)."""
     value: Value = _new_object(_BorrowedValue)
-    value._ptr = node
+    value._Value__node = handle._Value__node
+    _set_instance_dict(value, _instance_dict(handle))
     return value
 
 
-def _invalidator(borrowed: list[Value]) -> Callable[[], None]:
-    """What to run when the node lets go of its function: the borrowed handles in it
-    no longer point at the node (which is being freed)."""
+def _read_only_ptr(self: Value, address: object) -> NoReturn:
+    raise AttributeError(
+        "Value._ptr is read-only: it is the address of the node this object owns a "
+        "reference to; make a new Value instead"
+    )
 
-    def invalidate() -> None:
-        for handle in borrowed:
-            handle._ptr = None  # type: ignore[assignment]
 
-    return invalidate
+# The node's address, for the rest of the package (and for inspection). Read-only.
+Value._ptr = property(  # type: ignore[attr-defined]
+    Value.__dict__["_Value__node"].__get__, _read_only_ptr, doc="The node's address (read-only)."
+)

@@ -100,18 +100,18 @@ class Optimizer(_lib.Uncopyable):
 
     def step(self) -> None:
         """Updates every parameter once from its gradient, in one C call."""
-        with self._lock:
+        with _lib.graph_lock, self._lock:
             _lib.optimizer_step(self._live_handle())
 
     def zero_grad(self) -> None:
         """Sets the gradient of every parameter to 0, in one C call."""
-        with self._lock:
+        with _lib.graph_lock, self._lock:
             _lib.optimizer_zero_grad(self._live_handle())
 
     def step_zero_grad(self) -> None:
         """``step()`` then ``zero_grad()`` in one pass over the parameters (one C call):
         the usual end of a training step when the next backward accumulates into them."""
-        with self._lock:
+        with _lib.graph_lock, self._lock:
             _lib.optimizer_step_zero_grad(self._live_handle())
 
     @property

@@ -47,6 +47,9 @@ from microcrad.engine import Value
 
 __all__ = ["Tape", "ValueArray"]
 
+_graph_lock = _lib.graph_lock
+
+
 class Tape:
     """A graph recorded from its root, replayed forward and backward in C.
 
@@ -63,7 +66,10 @@ class Tape:
             raise TypeError(f"a Tape records a Value, not {type(root).__name__!r}")
         # Serialises use against close(): another thread could close the tape between
         # a method reading the handle and its C call, which would then use freed memory.
-        self._lock = threading.Lock()
+        # Re-entrant, because a custom op's _backward runs inside backward() and may use
+        # the tape (len, data, repr); _replaying makes close() refuse meanwhile.
+        self._lock = threading.RLock()
+        self._replaying = 0
         self._handle: int | None = _lib.tape_create(root._ptr)
         self._root = root
 
@@ -82,20 +88,29 @@ class Tape:
 
     def forward(self) -> None:
         """Recomputes every node's data from its operands, operands first, from the
-        current leaf data."""
-        with self._lock:
+        current leaf data. A custom op's data (a node made as ``Value(data, children,
+        op)``) stays as recorded: its forward rule is Python code the tape does not
+        have, so nodes computed from it see that recorded data."""
+        with _graph_lock, self._lock:
             _lib.tape_forward(self._live())
 
     def backward(self) -> None:
         """Back-propagates from the root, as ``root.backward()`` would: interior
         gradients are recomputed, leaf gradients accumulate. A custom op's
         ``_backward`` runs, and an exception it raises propagates from here."""
-        with self._lock:
-            _lib.tape_backward(self._live())
+        # The graph lock first, as everywhere: a callback of another thread's walk
+        # (which holds it) may be waiting for this tape's lock.
+        with _graph_lock, self._lock:
+            handle = self._live()
+            self._replaying += 1
+            try:
+                _lib.tape_backward(handle)
+            finally:
+                self._replaying -= 1
 
     def zero_grad(self) -> None:
         """Sets the gradient of every recorded node to 0."""
-        with self._lock:
+        with _graph_lock, self._lock:
             _lib.tape_zero_grad(self._live())
 
     @property
@@ -115,8 +130,18 @@ class Tape:
 
     def close(self) -> None:
         """Frees the recording and gives back its reference to the root. Calling it
-        again does nothing; any other use afterwards raises ValueError."""
+        again does nothing; any other use afterwards raises ValueError.
+
+        Raises:
+            RuntimeError: called from a custom op's ``_backward`` while this tape's
+                ``backward()`` runs it (the replay still needs the recording).
+        """
         with self._lock:
+            if self._replaying:
+                raise RuntimeError(
+                    "cannot close a tape from inside its own backward(): close it after "
+                    "backward() returns"
+                )
             handle, self._handle = self._handle, None
             self._root = None  # type: ignore[assignment]
             if handle is not None:
@@ -144,7 +169,8 @@ class Tape:
 
     def _closed_twin(self) -> Tape:
         twin: Tape = object.__new__(Tape)
-        twin._lock = threading.Lock()
+        twin._lock = threading.RLock()
+        twin._replaying = 0
         twin._handle = None
         twin._root = None  # type: ignore[assignment]
         return twin

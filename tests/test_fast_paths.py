@@ -215,7 +215,7 @@ def test_neuron_forward_is_a_neuron_node_and_its_activation(op: int) -> None:
     b = Value(0.125)
     params = _lib.NodeArray(_lib.pin([*w, b], Value))
     node = Value.__new__(Value)
-    node._ptr = _lib.neuron_forward(params, _lib.pin(x, Value), op)
+    node._Value__node = _lib.neuron_forward(params, _lib.pin(x, Value), op)
     pre = b + w[0] * x[0] + w[1] * x[1] + w[2] * x[2]
     expected = {
         _lib.OP_LEAF: pre,

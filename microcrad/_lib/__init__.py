@@ -82,6 +82,7 @@ from microcrad._lib._loading import (
     OP_SUB,
     OP_SUM,
     OP_TANH,
+    graph_lock,
     release_function,
     trim,
 )
@@ -232,6 +233,7 @@ __all__ = [
     "OP_SUB",
     "OP_SUM",
     "OP_TANH",
+    "graph_lock",
     "op_text_of",
     "optimizer_free",
     "optimizer_lr",

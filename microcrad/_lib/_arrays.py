@@ -10,7 +10,7 @@ from ctypes import c_double, c_void_p
 from typing import Any, Callable, NoReturn, Optional
 
 from microcrad._lib._errors import check_status
-from microcrad._lib._loading import c
+from microcrad._lib._loading import c, graph_lock
 
 
 
@@ -242,7 +242,9 @@ class BulkNodes(Uncopyable):
         """Sets node i's data to ``numbers[i]`` for every i, in one call."""
         data = self._buffer(numbers, to_float)
         pinned = self._pinned
-        check_status(c.value_set_data_many(self._count, pinned.array, data))
+        with graph_lock:  # takes turns with walks (see _loading.graph_lock)
+            status = c.value_set_data_many(self._count, pinned.array, data)
+        check_status(status)
 
     def data(self) -> list[float]:
         """Every node's data, in one call."""

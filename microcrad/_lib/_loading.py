@@ -8,6 +8,7 @@ import ctypes
 import importlib.resources
 import os
 import sys
+import threading
 from ctypes import (
     c_char_p,
     c_double,
@@ -426,3 +427,14 @@ def build_features() -> int:
     """The ``MICROCRAD_BUILD_*`` bits of the loaded library (sanitizers, ...)."""
     features: int = c.microcrad_build_features()
     return features
+
+
+# One lock, re-entrant, around every Python call that walks or writes a graph
+# (backward, zero_grad, a node's _backward step, a tape's replay, an optimizer's step,
+# bulk writes). The GIL alone does not make such calls take turns once a custom op's
+# Python function runs inside a walk: the function may let the GIL go (I/O, a sleep,
+# or just the interpreter's switch interval), and another thread's walk over the same
+# nodes would then meet the first walk's marks and corrupt both. Re-entrant so that a
+# callback may still read and write data and grads, set a _backward or use a tape;
+# starting another walk from inside a callback is refused by the library itself.
+graph_lock = threading.RLock()

@@ -7,6 +7,8 @@ from __future__ import annotations
 import atexit
 import ctypes
 import threading
+import weakref
+from collections.abc import Iterable
 from ctypes import c_double, c_int, c_uint32, c_void_p
 from typing import Any, Callable, Optional
 
@@ -38,6 +40,7 @@ from microcrad._lib._loading import (
     OP_TANH,
     build_features,
     c,
+    graph_lock,
 )
 
 
@@ -322,11 +325,19 @@ def node_accessors(to_float: Callable[[Any, str], float]) -> tuple[Getter, Sette
 # Labels, op texts and custom ops: the C side records of a node, from Python.
 # -----------------------------------------------------------------------------
 
-# A node's backward function, and what to do when the node lets go of it.
-Entry = tuple[Callable[[], object], Optional[Callable[[], None]]]
+# A node's backward function (None after `del v._backward`), and weak references to
+# every borrowed handle (see _backward_functions) handed out for the node, in this
+# function or an earlier one: they all point at the node until it is freed.
+Entry = tuple[Optional[Callable[[], object]], list["weakref.ref[Any]"]]
 
-# The backward function of every node that has one, by node address.
+# The entry of every node that has had a backward function set from Python, by node
+# address. The C callback stays registered for the node's whole life once set, so
+# that its release (the node being freed) is always reported.
 _functions: dict[int, Entry] = {}
+
+# The node whose callback set_backward is replacing: the library releases the old
+# one, which must not drop the entry (it is the node's, not the old function's).
+_replacing: int | None = None
 
 # The exception raised by a callback, until check_backward raises it.
 _pending = threading.local()
@@ -335,7 +346,10 @@ _pending = threading.local()
 def _run(node: int, context: int) -> int:
     """The C callback (microcrad_backward_fn): calls the function of node `context`."""
     try:
-        _functions[context][0]()
+        entry = _functions.get(context)
+        function = None if entry is None else entry[0]
+        if function is not None:
+            function()
     except BaseException as error:  # KeyboardInterrupt included: it is raised again
         _pending.error = error
         return 1
@@ -343,11 +357,18 @@ def _run(node: int, context: int) -> int:
 
 
 def _release(context: int, _functions: dict[int, Entry] = _functions) -> None:
-    """The C release function: forgets the node's function (bound as a default
-    argument, so that it works while the interpreter shuts down)."""
+    """The C release function: the node is freed (or its callback replaced, which
+    set_backward handles); forgets its function and invalidates the borrowed handles
+    of it (bound as a default argument, so that it works while the interpreter shuts
+    down)."""
+    if context == _replacing:
+        return
     entry = _functions.pop(context, None)
-    if entry is not None and entry[1] is not None:
-        entry[1]()
+    if entry is not None:
+        for reference in entry[1]:
+            handle = reference()
+            if handle is not None:
+                handle._Value__node = None  # see engine.Value
 
 
 _BACKWARD_FN = ctypes.CFUNCTYPE(c_int, c_void_p, c_void_p)
@@ -380,24 +401,45 @@ def _drop_functions_at_exit() -> None:
 atexit.register(_drop_functions_at_exit)
 
 
-def set_backward(
-    node: int, function: Callable[[], object], on_release: Callable[[], None] | None = None
-) -> None:
+def set_backward(node: int, function: Callable[[], object], borrowed: Iterable[Any] = ()) -> None:
     """Makes ``function`` the backward step of ``node`` (a node with operands, made by
-    value_create); ``on_release`` runs when the node lets go of it.
+    value_create). ``borrowed`` are the borrowed handles of the node made for it: they
+    point at the node until it is freed, even after ``function`` is replaced (code may
+    have kept the old function, to wrap it, or be running it).
 
     Raises:
         ValueError: the node is a leaf or a built-in op.
     """
-    # A function already there is released (and its entry dropped) by this call.
-    check_status(c.value_set_backward(node, _RUN_ADDRESS, node, _RELEASE_ADDRESS))
-    _functions[node] = (function, on_release)
+    global _replacing
+    with graph_lock:
+        old = _functions.get(node)
+        references = [] if old is None else [r for r in old[1] if r() is not None]
+        references.extend(weakref.ref(handle) for handle in borrowed)
+        # Stored before the library can call it: a walk (on this thread, from inside
+        # a callback) must find the new function.
+        _functions[node] = (function, references)
+        _replacing = node
+        try:
+            status = c.value_set_backward(node, _RUN_ADDRESS, node, _RELEASE_ADDRESS)
+        finally:
+            _replacing = None
+        if status < 0:
+            if old is None:
+                del _functions[node]
+            else:
+                _functions[node] = old
+            check_status(status)
 
 
 def remove_backward(node: int) -> None:
-    """Takes the backward function off ``node`` (a no-op when it has none)."""
-    if node in _functions:
-        check_status(c.value_set_backward(node, None, None, None))
+    """Takes the backward function off ``node`` (a no-op when it has none): the node
+    then passes no gradient on, as a custom op without a function."""
+    with graph_lock:
+        entry = _functions.get(node)
+        if entry is not None:
+            # The callback stays registered (doing nothing), so the node's borrowed
+            # handles are still invalidated when it is freed.
+            _functions[node] = (None, entry[1])
 
 
 def backward_function(node: int) -> Callable[[], object] | None:
@@ -408,7 +450,7 @@ def backward_function(node: int) -> Callable[[], object] | None:
 
 def has_python_backward(node: int) -> bool:
     """Whether ``node`` has a backward function set from Python."""
-    return node in _functions
+    return _functions.get(node, (None,))[0] is not None
 
 
 def check_backward(status: int) -> None:
@@ -428,19 +470,23 @@ def check_backward(status: int) -> None:
 
 def backward(node: int) -> None:
     """value_backward on ``node``."""
-    status = c.value_backward(node)
+    with graph_lock:
+        status = c.value_backward(node)
     if status < 0:
         check_backward(status)
 
 
 def zero_grad(node: int) -> None:
     """value_zero_grad on ``node``: grad 0 on it and on every node it depends on."""
-    check_status(c.value_zero_grad(node))
+    with graph_lock:
+        status = c.value_zero_grad(node)
+    check_status(status)
 
 
 def backward_step(node: int) -> None:
     """value_backward_step on ``node``: the node's own chain rule, once."""
-    status = c.value_backward_step(node)
+    with graph_lock:
+        status = c.value_backward_step(node)
     if status < 0:
         check_backward(status)
 
