@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "bench_floor.c"
+#include "../tests/c/resident.h"
 
 /* Functions that callgrind must see under their own names (not inlined or cloned). */
 #if defined(__clang__)
@@ -72,18 +73,6 @@ static double now_seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Resident set size in bytes, or -1 where /proc/self/statm does not exist. */
-static long long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long long pages_total, pages_resident;
-    int ok = fscanf(f, "%lld %lld", &pages_total, &pages_resident) == 2;
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return ok && page > 0 ? pages_resident * page : -1;
-}
 
 static void die(const char *what)
 {

@@ -26,6 +26,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "resident.h"
 
 enum {
     BATCH = 256,       /* graphs handed over at once */
@@ -37,18 +38,6 @@ enum {
 
 static long items = ITEMS;
 
-/* Resident set size in bytes, or -1 where /proc/self/statm does not exist. */
-static long long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long long pages_total, pages_resident;
-    int ok = fscanf(f, "%lld %lld", &pages_total, &pages_resident) == 2;
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return ok && page > 0 ? pages_resident * page : -1;
-}
 
 /* A graph of two nodes: a leaf and a + a. Returns the sum; the leaf lives on in it. */
 static Value *small_graph(long i)

@@ -23,6 +23,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <unistd.h>
+#include "resident.h"
 
 enum { NODES = 400000 };
 #define POOL_BYTES ((long long)NODES * 64)
@@ -34,17 +35,6 @@ static Value *nodes[NODES];
 static int pooled;
 static int n_nodes = NODES; /* plain-malloc builds check no memory: a twentieth will do */
 
-static long long resident_bytes(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    long long pages_total, pages_resident;
-    int ok = fscanf(f, "%lld %lld", &pages_total, &pages_resident) == 2;
-    fclose(f);
-    long page = sysconf(_SC_PAGESIZE);
-    return ok && page > 0 ? pages_resident * page : -1;
-}
 
 static void *make_all(void *unused)
 {
