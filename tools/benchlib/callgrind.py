@@ -131,6 +131,9 @@ def run_callgrind(command: Sequence[str], toggle: Sequence[str]) -> tuple[Profil
             ],
             capture_output=True,
             text=True,
+            # Under Valgrind the library allocates nodes with plain malloc so that
+            # memcheck sees them; the pool is what is measured here, so keep it.
+            env={**os.environ, "MICROCRAD_NO_POOL": "0"},
         )
         if result.returncode != 0:
             raise RuntimeError(
