@@ -1,6 +1,7 @@
 /*
- * bench_nodes.c - workload W1 in C, on microcrad and on the floor: build a graph, run
- * backward from its root, release everything.
+ * bench_nodes.c - workload W1 in C, on microcrad, on the floor and on the floor with
+ * thread-safe reference counts: build a graph, run backward from its root, release
+ * everything.
  *
  * Shapes (`--size` gives N or P):
  *
@@ -20,6 +21,14 @@
  *              handle to an intermediate result given back with value_release as soon as
  *              the node computed from it holds it.
  *   floor      bench_floor.c, the least an engine can do (a measuring stick only).
+ *   floor-atomic
+ *              bench_floor_atomic.c, the floor with thread-safe (atomic) reference
+ *              counts and nothing else added (a measuring stick only): each op retains
+ *              its operands, the handles to intermediate results are given back where
+ *              the microcrad engine gives them back, and the release drops the root's
+ *              reference and, node by node, every reference to an operand, in the order
+ *              microcrad frees, before forgetting the arena. It shows how much of W1
+ *              thread-safe counts alone cost.
  *
  * Repetition 0 runs on fresh memory (the process has just started and made only the
  * leaves), so it pays the page faults of first touching the pool or arena: "cold".
@@ -32,11 +41,11 @@
  * (one --toggle-collect per phase) the inclusive cost of each is the instruction count
  * of that phase of one warm repetition (tools/benchlib/callgrind.py reads it).
  *
- * Usage: bench_nodes --engine microcrad|floor --shape chain|tree --size N [--reps R]
- *                    [--callgrind]
+ * Usage: bench_nodes --engine microcrad|floor|floor-atomic --shape chain|tree --size N
+ *                    [--reps R] [--callgrind]
  * Prints one JSON object: the seconds of each phase of each repetition, the root's
  * value and a checksum of the leaves' gradients after the first repetition (equal
- * between engines when both compute the same), the resident-set growth over the first
+ * between engines when they compute the same), the resident-set growth over the first
  * build, the node sizes, and "adjacent_share": after the repetitions, as many nodes
  * as a graph has are allocated one after the other (untimed), and this is the share
  * that lands right next to the one before. It says, without a clock, whether reused
@@ -55,6 +64,7 @@
 #include <unistd.h>
 
 #include "bench_floor.c"
+#include "bench_floor_atomic.c"
 #include "../tests/c/resident.h"
 
 /* Functions that callgrind must see under their own names (not inlined or cloned). */
@@ -103,6 +113,7 @@ typedef struct Workload {
     Value *root;
     FloorArena leaves, graph;
     FloorNode *fx0, *fc, **fa, **fb, **flevel, *froot;
+    size_t died; /* floor-atomic: nodes that died while building (none in W1) */
 } Workload;
 
 /* The chain's constant and the tree's leaves: values whose products and sums stay
@@ -258,21 +269,26 @@ static const Engine microcrad_engine = {
 
 /* ---- the floor ------------------------------------------------------------------- */
 
-static void floor_setup(Workload *w)
+/* A floor's leaf maker: floor_leaf, or floor_atomic_leaf for the counted floor. */
+typedef FloorNode *(*FloorLeaf)(FloorArena *arena, double x);
+
+static void floor_setup_with(Workload *w, FloorLeaf leaf)
 {
     if (w->shape == CHAIN) {
-        w->fx0 = floor_leaf(&w->leaves, 0.5);
-        w->fc = floor_leaf(&w->leaves, chain_constant(w->size));
+        w->fx0 = leaf(&w->leaves, 0.5);
+        w->fc = leaf(&w->leaves, chain_constant(w->size));
         return;
     }
     w->fa = allocate((size_t)w->size, sizeof *w->fa);
     w->fb = allocate((size_t)w->size, sizeof *w->fb);
     w->flevel = allocate((size_t)w->size, sizeof *w->flevel);
     for (long i = 0; i < w->size; i++) {
-        w->fa[i] = floor_leaf(&w->leaves, tree_a(i));
-        w->fb[i] = floor_leaf(&w->leaves, tree_b(i));
+        w->fa[i] = leaf(&w->leaves, tree_a(i));
+        w->fb[i] = leaf(&w->leaves, tree_b(i));
     }
 }
+
+static void floor_setup(Workload *w) { floor_setup_with(w, floor_leaf); }
 
 static void floor_build(Workload *w)
 {
@@ -325,22 +341,105 @@ static void floor_teardown(Workload *w)
     free(w->flevel);
 }
 
-static double floor_adjacent_share(Workload *w)
+static double floor_adjacent_share_with(Workload *w, FloorLeaf leaf)
 {
     FloorNode **at = allocate((size_t)w->nodes, sizeof *at);
     for (long i = 0; i < w->nodes; i++)
-        at[i] = floor_leaf(&w->graph, 0.0);
+        at[i] = leaf(&w->graph, 0.0);
     double share = adjacent((char *const *)at, w->nodes, sizeof(FloorNode));
     floor_release_all(&w->graph);
     free(at);
     return share;
 }
 
+static double floor_adjacent_share(Workload *w) { return floor_adjacent_share_with(w, floor_leaf); }
+
 static const Engine floor_engine = {
     .name = "floor", .setup = floor_setup, .build = floor_build,
     .backward = floor_backward_phase, .release = floor_release_phase,
     .root_data = floor_root_data, .grad_checksum = floor_grad_checksum,
     .teardown = floor_teardown, .adjacent_share = floor_adjacent_share};
+
+/* ---- the floor with thread-safe reference counts -------------------------------- */
+/* The floor's workload, backward pass, checks and arena; the leaves are counted, and
+ * building and releasing keep the counts. */
+
+static void floor_atomic_setup(Workload *w) { floor_setup_with(w, floor_atomic_leaf); }
+
+static void floor_atomic_build(Workload *w)
+{
+    FloorArena *g = &w->graph;
+    size_t died = 0; /* a check, not part of the measure: see floor_atomic_release_phase */
+    if (w->shape == CHAIN) {
+        FloorNode *x = floor_atomic_mul(g, w->fx0, w->fc); /* x0 is kept, as in mc_build */
+        for (long k = 1; k < w->size; k++) {
+            FloorNode *next = k % 2 ? floor_atomic_add(g, x, w->fc) : floor_atomic_mul(g, x, w->fc);
+            died += floor_atomic_release(x);
+            x = next;
+        }
+        w->froot = x;
+        w->died = died;
+        return;
+    }
+    FloorNode **level = w->flevel;
+    for (long i = 0; i < w->size; i++)
+        level[i] = floor_atomic_mul(g, w->fa[i], w->fb[i]);
+    for (long width = w->size; width > 1;) {
+        long half = width / 2;
+        for (long i = 0; i < half; i++) {
+            FloorNode *sum = floor_atomic_add(g, level[2 * i], level[2 * i + 1]);
+            died += floor_atomic_release(level[2 * i]);
+            died += floor_atomic_release(level[2 * i + 1]);
+            level[i] = sum;
+        }
+        if (width % 2)
+            level[half++] = level[width - 1];
+        width = half;
+    }
+    w->froot = level[0];
+    w->died = died;
+}
+
+/* Gives back the root; every node of the graph must then have died, and only then may
+ * the arena be forgotten (a wrong count would otherwise go unnoticed). */
+static void floor_atomic_release_phase(Workload *w)
+{
+    size_t died = w->died + floor_atomic_release(w->froot);
+    if (died != (size_t)w->nodes) {
+        fprintf(stderr, "bench_nodes: floor-atomic: %zu of %ld nodes died\n", died, w->nodes);
+        exit(1);
+    }
+    floor_release_all(&w->graph);
+    w->froot = NULL;
+    w->died = 0;
+}
+
+/* Every retain of a leaf was matched by a drop: its count is back to its holder's 1. */
+static void floor_atomic_teardown(Workload *w)
+{
+    long leaves = w->shape == CHAIN ? 2 : 2 * w->size;
+    for (long i = 0; i < leaves; i++) {
+        FloorNode *leaf = w->shape == CHAIN ? (i ? w->fc : w->fx0)
+                                            : (i % 2 ? w->fb[i / 2] : w->fa[i / 2]);
+        if (__atomic_load_n(&leaf->count, __ATOMIC_RELAXED) != 1) {
+            fprintf(stderr, "bench_nodes: floor-atomic: a leaf's count is %u, not 1\n",
+                    (unsigned)leaf->count);
+            exit(1);
+        }
+    }
+    floor_teardown(w);
+}
+
+static double floor_atomic_adjacent_share(Workload *w)
+{
+    return floor_adjacent_share_with(w, floor_atomic_leaf);
+}
+
+static const Engine floor_atomic_engine = {
+    .name = "floor-atomic", .setup = floor_atomic_setup, .build = floor_atomic_build,
+    .backward = floor_backward_phase, .release = floor_atomic_release_phase,
+    .root_data = floor_root_data, .grad_checksum = floor_grad_checksum,
+    .teardown = floor_atomic_teardown, .adjacent_share = floor_atomic_adjacent_share};
 
 /* ---- repetitions ----------------------------------------------------------------- */
 
@@ -408,8 +507,8 @@ static long parse_count(const char *text, const char *flag, long least)
 static int usage(const char *program)
 {
     fprintf(stderr,
-            "usage: %s --engine microcrad|floor --shape chain|tree --size N [--reps R] "
-            "[--callgrind]\n",
+            "usage: %s --engine microcrad|floor|floor-atomic --shape chain|tree --size N "
+            "[--reps R] [--callgrind]\n",
             program);
     return 2;
 }
@@ -429,6 +528,8 @@ int main(int argc, char **argv)
             engine = &microcrad_engine, i++;
         else if (strcmp(arg, "--engine") == 0 && strcmp(next, "floor") == 0)
             engine = &floor_engine, i++;
+        else if (strcmp(arg, "--engine") == 0 && strcmp(next, "floor-atomic") == 0)
+            engine = &floor_atomic_engine, i++;
         else if (strcmp(arg, "--shape") == 0 && strcmp(next, "chain") == 0)
             shape = CHAIN, i++;
         else if (strcmp(arg, "--shape") == 0 && strcmp(next, "tree") == 0)
