@@ -31,12 +31,16 @@ Four parts, each printed as Markdown tables:
 3. W1 in C (benchlib/w1.py; tools/bench_nodes.c, built with CMake's release preset):
    build a graph, run backward from its root, release it, on a chain of 50,000
    alternating ``x*c``, ``x+c``, on 32,768 products ``a*b`` summed by a balanced tree
-   (65,535 nodes) and on the same tree with 999,999 nodes; for microcrad and for the
+   (65,535 nodes) and on the same tree with 999,999 nodes; for microcrad, for the
    floor (tools/bench_floor.c, a bump-arena engine with no reference counts and no
-   checks: a measuring stick only). ns per node per phase, cold (fresh memory) and warm
-   (memory reused), instructions per node from callgrind (skipped when valgrind is
-   missing), the ratios microcrad / floor and the size ratio (big tree / 65k tree per
-   node, warm). Both engines must compute the same bits; the run fails otherwise.
+   checks) and for the floor with thread-safe reference counts ("floor-atomic",
+   tools/bench_floor_atomic.c: the floor plus atomic counts kept as microcrad keeps
+   them, nothing else); both floors are measuring sticks only. ns per node per phase,
+   cold (fresh memory) and warm (memory reused), instructions per node from callgrind
+   (skipped when valgrind is missing), the ratios microcrad / floor (the goals),
+   floor-atomic / floor (what thread-safe counts alone cost, printed as information)
+   and microcrad / floor-atomic, and the size ratio (big tree / 65k tree per node,
+   warm). All three engines must compute the same bits; the run fails otherwise.
 4. Python, one node per operation (benchlib/python_ops.py): 99,999 ``*`` and ``+``
    built, back-propagated and dropped, in µs per operation and in bare ctypes calls
    (a pointer in, a double out) per operation, measured in the same run; micrograd on
@@ -47,7 +51,8 @@ interleaved repetitions, Python times the least of interleaved repetitions (the
 machine may be shared and noisy; instruction counts are not). Everything runs on one thread (PyTorch is set to one). A reference system that
 is not installed is reported as skipped; nothing is estimated. ``--quick`` runs a few
 steps of everything at small sizes, as a smoke test. The goals are printed at the end
-as measured. ``--profile`` adds, for the chain and the 65k tree on both engines, the
+as measured, then lines of information. ``--profile`` adds, for the chain and the 65k
+tree on each engine, the
 instructions per node of each function, per phase (callgrind; for finding where the
 cost is, not part of the goals).
 
@@ -78,6 +83,7 @@ from benchlib.report import (
     moons_table,
     profile_tables,
     python_ops_table,
+    w1_information,
     w1_tables,
 )
 from benchlib.runs import Run, compare_losses
@@ -138,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run.check = "info: " + run.check.split(": ", 1)[-1]
     w1_ok = not w1.get("check_failures")
     measured_goals = goals(moons, mnist, w1, py)
+    information = w1_information(w1)
 
     print(f"microcrad {env['microcrad']} ({'quick run' if args.quick else 'full run'}), "
           f"Python {env['python']}, {env.get('cpu', env['machine'])}, {env['cpus']} CPUs; "
@@ -161,10 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         shown = "-" if measured is None else f"{measured:,.2f}"
         verdict = "not measured" if goal["met"] is None else ("met" if goal["met"] else "NOT met")
         print(f"goal: {key}: {shown} ({verdict})")
+    for line in information:
+        print(line)
     if moons or mnist:
         print(f"loss checks against micrograd: {'PASS' if checks_ok else 'FAIL'}")
     if "skipped" not in w1:
-        print(f"W1 checks (microcrad and the floor agree): {'PASS' if w1_ok else 'FAIL'}")
+        print(
+            "W1 checks (microcrad, the floor and floor-atomic agree): "
+            + ("PASS" if w1_ok else "FAIL")
+        )
 
     if args.json:
         report = {
@@ -176,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python_ops": py,
             "w1_profile": profiles,
             "goals": measured_goals,
+            "information": information,
             "loss_checks_passed": checks_ok,
             "w1_checks_passed": w1_ok,
         }

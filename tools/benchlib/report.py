@@ -115,9 +115,15 @@ def _times(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}x"
 
 
+# W1's engines, in the order of the tables' rows (benchlib.w1 runs them).
+W1_ENGINES = ("floor", "floor-atomic", "microcrad")
+
+
 def w1_tables(w1: dict[str, Any]) -> list[str]:
-    """The C results of workload W1 (benchlib.w1) as the lines of three Markdown
-    tables, timings, instruction counts and ratios, and a line of node sizes."""
+    """The C results of workload W1 (benchlib.w1) as the lines of four Markdown
+    tables, timings, instruction counts, the ratios the goals judge (microcrad / floor)
+    and what thread-safe counts alone cost (floor-atomic / floor, microcrad /
+    floor-atomic), and lines on the engines and node sizes."""
     if "skipped" in w1:
         return [f"W1 (C) skipped: {w1['skipped']}"]
     shapes = w1["shapes"]
@@ -131,7 +137,7 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
     ]
     for key, shape in shapes.items():
         lines.append(f"| **{shape['label']}** | | | | | |")
-        for engine in ("floor", "microcrad"):
+        for engine in W1_ENGINES:
             for which in ("warm", "cold"):
                 r = shape[engine][f"{which}_ns"] or {}
                 instructions = ""
@@ -151,7 +157,7 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
             "|---|---:|---:|---:|---:|---:|",
         ]
         for key, shape in shapes.items():
-            for engine in ("floor", "microcrad"):
+            for engine in W1_ENGINES:
                 c = counted[key][engine]
                 lines.append(
                     f"| {shape['short']}: {engine} | {c['nodes']:,} | {c['build']:,.1f} "
@@ -177,27 +183,69 @@ def w1_tables(w1: dict[str, Any]) -> list[str]:
     lines.append(
         f"| size: {big['nodes']:,}-node tree / {small['nodes']:,}-node tree, per node, warm "
         f"(goal <= 1.25x) | microcrad {_times(size['microcrad'])} | floor "
-        f"{_times(size['floor'])} | | |"
+        f"{_times(size['floor'])} | floor-atomic {_times(size['floor-atomic'])} | |"
     )
-    sizes = w1["node_sizes"]
-    chain = shapes["chain"]
-    growth = [f"{e} {_ns(chain[e]['rss_bytes_per_node'])}" for e in ("floor", "microcrad")]
     lines += [
         "",
+        "| W1 in C, what thread-safe counts alone cost | floor-atomic / floor, warm | cold "
+        "| instructions | microcrad / floor-atomic, warm | cold | instructions |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, shape in shapes.items():
+        alone = w1["ratios"]["atomic_vs_floor"][key]
+        beyond = w1["ratios"]["vs_floor_atomic"][key]
+        lines.append(
+            f"| {shape['label']} | {_times(alone['warm'])} | {_times(alone['cold'])} "
+            f"| {_times(alone['instructions'])} | {_times(beyond['warm'])} "
+            f"| {_times(beyond['cold'])} | {_times(beyond['instructions'])} |"
+        )
+    sizes = w1["node_sizes"]
+    chain = shapes["chain"]
+    growth = [f"{e} {_ns(chain[e]['rss_bytes_per_node'])}" for e in W1_ENGINES]
+    lines += [
+        "",
+        "floor: the least an engine can do (tools/bench_floor.c: a bump arena, no reference "
+        "counts, no checks). floor-atomic: the floor with thread-safe reference counts and "
+        "nothing else (tools/bench_floor_atomic.c: each op retains its two operands with an "
+        "atomic compare-and-swap, each handle to an intermediate result is given back, an "
+        "atomic decrement, where microcrad's W1 gives it back, and the release drops every "
+        "reference as microcrad does). Both are measuring sticks only. The goals compare "
+        "microcrad with the floor; floor-atomic / floor is the part of that ratio that "
+        "thread-safe counts alone take.",
         "Reused memory handed out in order: after the repetitions, as many nodes as the "
         "graph has are allocated one after another; the share placed right next to the "
         "previous one (100%: a rebuilt graph lies in memory as the first one did).",
         f"Node size: microcrad {sizes['binary_node_bytes']} bytes per binary node (struct "
         f"{sizes['value_struct_bytes']} + 2 operand pointers, "
-        f"{'node pool' if sizes['pooled'] else 'plain malloc'}), floor "
+        f"{'node pool' if sizes['pooled'] else 'plain malloc'}), floor and floor-atomic "
         f"{sizes['floor_node_bytes']}; resident-set growth over the chain's cold build, bytes "
         f"per node: {', '.join(growth)}.",
     ]
     if w1["check_failures"]:
         lines.append("W1 checks FAILED: " + "; ".join(w1["check_failures"]))
     else:
-        lines.append("W1 checks: microcrad and the floor agree bit for bit on every shape.")
+        lines.append(
+            "W1 checks: microcrad, the floor and floor-atomic agree bit for bit on every shape."
+        )
     return lines
+
+
+def w1_information(w1: dict[str, Any]) -> list[str]:
+    """Lines of information (not goals) on W1: what the floor with thread-safe
+    reference counts costs relative to the plain floor, against which the goals judge
+    microcrad. Empty when W1 did not run."""
+    if "skipped" in w1:
+        return []
+    alone = w1["ratios"]["atomic_vs_floor"]
+    shapes = w1["shapes"]
+    warm = ", ".join(f"{shapes[k]['short']} {_times(r['warm'])}" for k, r in alone.items())
+    counted = ", ".join(
+        f"{shapes[k]['short']} {_times(r['instructions'])}" for k, r in alone.items()
+    )
+    return [
+        f"info: W1 thread-safe counts alone, floor-atomic / floor (the goals allow microcrad "
+        f"2x the floor, warm): warm {warm}; instructions {counted}"
+    ]
 
 
 def profile_tables(profiles: dict[str, Any]) -> list[str]:

@@ -1,19 +1,24 @@
 """Part 3, C: workload W1 (build a graph, run backward from its root, release it) on
-microcrad and on the floor, timed per phase and counted in instructions.
+microcrad, on the floor and on the floor with thread-safe reference counts
+("floor-atomic"), timed per phase and counted in instructions.
 
 tools/bench_nodes.c does the work (built with CMake's release preset); its header
-describes the shapes and the two engines, tools/bench_floor.c the floor. Here:
+describes the shapes and the three engines, tools/bench_floor.c the floor and
+tools/bench_floor_atomic.c the floor with atomic counts (both measuring sticks only).
+The goals compare microcrad with the floor; floor-atomic shows how much of that
+budget thread-safe counts alone take (floor-atomic / floor) and what microcrad costs
+beyond them (microcrad / floor-atomic). Here:
 
 * Timing: every (shape, engine) runs in a process of its own, so that its first
   repetition meets fresh memory ("cold") and the later ones reuse it ("warm"). The
   processes are interleaved, round after round, the engines taking turns to go first,
-  so that a busy spell of the machine hits both. Reported per node: each phase's least
+  so that a busy spell of the machine hits them all. Reported per node: each phase's least
   time over every repetition of every round (the phases are timed one by one, so a
   busy spell spoils only the phase it falls in), and as total their sum.
 * Instructions: one run per (shape, engine) under callgrind, counting one warm
   repetition's phases; the big tree at a reduced size (instruction counts per node do
   not grow with the size; cache misses, which they do not see, do).
-* Checks: both engines must compute the same root value and the same leaf gradients,
+* Checks: every engine must compute the same root value and the same leaf gradients,
   bit for bit; otherwise the comparison is not of the same work and the run fails.
 """
 
@@ -30,7 +35,7 @@ from benchlib.callgrind import run_callgrind, valgrind_missing
 from benchlib.runs import progress
 
 REPO = Path(__file__).resolve().parent.parent.parent
-ENGINES = ("floor", "microcrad")
+ENGINES = ("floor", "floor-atomic", "microcrad")
 PHASES = ("build", "backward", "release")
 CALLGRIND_PHASES = [f"callgrind_{phase}" for phase in PHASES]
 
@@ -132,14 +137,16 @@ def least(reps: list[dict[str, float]]) -> dict[str, float] | None:
 def time_shapes(
     program: Path, all_shapes: list[Shape], rounds: int, reps: int
 ) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """Times every shape on both engines, interleaved over ``rounds``. Returns the
-    results by shape and engine, and the failed checks (empty when all passed)."""
+    """Times every shape on every engine, interleaved over ``rounds`` (each round the
+    next engine goes first). Returns the results by shape and engine, and the failed
+    checks (empty when all passed)."""
     cold: dict[tuple[str, str], list[dict[str, float]]] = {}
     warm: dict[tuple[str, str], list[dict[str, float]]] = {}
     first: dict[tuple[str, str], dict[str, Any]] = {}
     failures: list[str] = []
     for round_index in range(rounds):
-        engines = ENGINES if round_index % 2 == 0 else ENGINES[::-1]
+        turn = round_index % len(ENGINES)
+        engines = ENGINES[turn:] + ENGINES[:turn]
         for shape in all_shapes:
             progress(f"W1: round {round_index + 1}/{rounds}, {shape.key} ({shape.nodes:,} nodes)")
             for engine in engines:
@@ -176,14 +183,17 @@ def time_shapes(
                 "rss_bytes_per_node": None if growth < 0 else growth / shape.nodes,
                 "adjacent_share": data["adjacent_share"],
             }
-        floor, mc = by_engine["floor"], by_engine["microcrad"]
-        agree = all(floor[name] == mc[name] for name in ("root_data", "grad_checksum"))
-        if not agree:
-            failures.append(
-                f"{shape.key}: microcrad and the floor disagree (root {mc['root_data']!r} vs "
-                f"{floor['root_data']!r}, gradient checksum {mc['grad_checksum']!r} vs "
-                f"{floor['grad_checksum']!r})"
-            )
+        floor = by_engine["floor"]
+        agree = True
+        for engine in ENGINES[1:]:
+            other = by_engine[engine]
+            if any(floor[name] != other[name] for name in ("root_data", "grad_checksum")):
+                agree = False
+                failures.append(
+                    f"{shape.key}: {engine} and the floor disagree (root "
+                    f"{other['root_data']!r} vs {floor['root_data']!r}, gradient checksum "
+                    f"{other['grad_checksum']!r} vs {floor['grad_checksum']!r})"
+                )
         results[shape.key] = {
             "label": shape.label,
             "short": shape.short,
@@ -272,8 +282,11 @@ def profile_functions(quick: bool, top: int = 12) -> dict[str, Any]:
 
 
 def ratios(timed: dict[str, Any], instructions: dict[str, Any], keys: list[str]) -> dict[str, Any]:
-    """microcrad / floor per shape (warm, cold, instructions), and the size ratio
-    (the big tree's warm cost per node over the 65k tree's) of each engine."""
+    """Per shape (warm, cold, instructions): microcrad / floor ("vs_floor", what the
+    goals judge), floor-atomic / floor ("atomic_vs_floor", what thread-safe counts alone
+    cost) and microcrad / floor-atomic ("vs_floor_atomic", what microcrad costs beyond
+    them); and the size ratio (the big tree's warm cost per node over the 65k tree's)
+    of each engine."""
 
     def ratio(a: float | None, b: float | None) -> float | None:
         return None if a is None or b is None or b <= 0 else a / b
@@ -281,17 +294,24 @@ def ratios(timed: dict[str, Any], instructions: dict[str, Any], keys: list[str])
     def total(engine: dict[str, Any], which: str) -> float | None:
         return engine[which]["total"] if engine[which] else None
 
-    out: dict[str, Any] = {"vs_floor": {}, "size": {}}
+    pairs = {
+        "vs_floor": ("microcrad", "floor"),
+        "atomic_vs_floor": ("floor-atomic", "floor"),
+        "vs_floor_atomic": ("microcrad", "floor-atomic"),
+    }
+    out: dict[str, Any] = {name: {} for name in pairs}
+    out["size"] = {}
     for key in keys:
         shape = timed[key]
         counted = instructions.get(key)
-        out["vs_floor"][key] = {
-            "warm": ratio(total(shape["microcrad"], "warm_ns"), total(shape["floor"], "warm_ns")),
-            "cold": ratio(total(shape["microcrad"], "cold_ns"), total(shape["floor"], "cold_ns")),
-            "instructions": None
-            if counted is None
-            else ratio(counted["microcrad"]["total"], counted["floor"]["total"]),
-        }
+        for name, (top, bottom) in pairs.items():
+            out[name][key] = {
+                "warm": ratio(total(shape[top], "warm_ns"), total(shape[bottom], "warm_ns")),
+                "cold": ratio(total(shape[top], "cold_ns"), total(shape[bottom], "cold_ns")),
+                "instructions": None
+                if counted is None
+                else ratio(counted[top]["total"], counted[bottom]["total"]),
+            }
     for engine in ENGINES:
         out["size"][engine] = ratio(
             total(timed["tree_big"][engine], "warm_ns"), total(timed["tree"][engine], "warm_ns")
@@ -300,7 +320,7 @@ def ratios(timed: dict[str, Any], instructions: dict[str, Any], keys: list[str])
 
 
 def bench_w1(quick: bool, callgrind: bool = True) -> dict[str, Any]:
-    """W1 on every shape and both engines: timings, instruction counts (unless
+    """W1 on every shape and every engine: timings, instruction counts (unless
     ``callgrind`` is False or valgrind is missing), ratios and checks; or
     ``{"skipped": why}`` when bench_nodes cannot be built."""
     program = build_program()
