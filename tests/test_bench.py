@@ -1,9 +1,10 @@
 """The measuring tools of tools/bench.py: the W1 program (tools/bench_nodes.c, with the
-floor of tools/bench_floor.c), the callgrind reader, and the W1 and Python
+floor of tools/bench_floor.c and the floor with thread-safe counts of
+tools/bench_floor_atomic.c), the callgrind reader, and the W1 and Python
 per-operation parts of the report.
 
 Nothing here measures time: the tests check that the tools compute what they say
-(both engines of bench_nodes against an independent computation in Python, the
+(every engine of bench_nodes against an independent computation in Python, the
 callgrind reader against a profile worked out by hand) and that the report carries
 every table. The full W1 run (it builds the release preset and runs callgrind) is
 marked slow."""
@@ -51,7 +52,7 @@ def run_bench_nodes(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 # ---------------------------------------------------------------------------------
-# bench_nodes: both engines compute W1 exactly as Python's floats do
+# bench_nodes: every engine computes W1 exactly as Python's floats do
 # ---------------------------------------------------------------------------------
 
 
@@ -86,7 +87,7 @@ def expected_tree(p: int) -> tuple[float, float]:
     return level[0], checksum
 
 
-@pytest.mark.parametrize("engine", ["floor", "microcrad"])
+@pytest.mark.parametrize("engine", ["floor", "floor-atomic", "microcrad"])
 @pytest.mark.parametrize(
     "shape, size, expected",
     [
@@ -106,10 +107,26 @@ def test_bench_nodes_computes_w1_exactly(
     assert (data["root_data"], data["grad_checksum"]) == expected
     assert len(data["reps"]) == 3
     assert 0.0 <= data["adjacent_share"] <= 1.0
-    if engine == "floor":  # a bump arena hands out memory in order, chunk boundaries aside
+    if engine.startswith("floor"):  # a bump arena hands out memory in order, chunk boundaries aside
         assert data["adjacent_share"] > 0.99
     for rep in data["reps"]:
         assert all(rep[phase] >= 0.0 for phase in ("build", "backward", "release"))
+
+
+@pytest.mark.parametrize("shape, size", [("chain", 70_000), ("tree", 40_000)])
+def test_the_floor_with_atomic_counts_frees_every_node_and_balances_every_count(
+    shape: str, size: int
+) -> None:
+    # More nodes than one arena chunk holds (32,768). bench_nodes exits with 1 unless
+    # each release sees every node of the graph die, and its teardown unless every
+    # leaf's count is back to 1: retains and drops must balance on every repetition.
+    result = run_bench_nodes(
+        "--engine", "floor-atomic", "--shape", shape, "--size", str(size), "--reps", "3"
+    )
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["engine"] == "floor-atomic" and len(data["reps"]) == 3
+    assert data["floor_node_bytes"] == 40  # the count fits in the floor's node
 
 
 def test_bench_nodes_callgrind_mode_runs_one_warm_repetition() -> None:
@@ -257,44 +274,86 @@ def test_the_w1_tables(tmp_path: Path) -> None:
     assert "skipped" not in w1, w1
     assert report["w1_checks_passed"] is True and w1["check_failures"] == []
     assert list(w1["shapes"]) == ["chain", "tree", "tree_big"]
+    engines = ("floor", "floor-atomic", "microcrad")
     for key, shape in w1["shapes"].items():
         assert shape["engines_agree"] is True
-        for engine in ("floor", "microcrad"):
+        for engine in engines:
+            assert shape[engine]["root_data"] == shape["floor"]["root_data"]
+            assert shape[engine]["grad_checksum"] == shape["floor"]["grad_checksum"]
             for which in ("cold_ns", "warm_ns"):
                 phases = shape[engine][which]
                 assert phases["total"] == pytest.approx(
                     sum(phases[p] for p in ("build", "backward", "release"))
                 )
-        assert set(w1["ratios"]["vs_floor"][key]) == {"warm", "cold", "instructions"}
+            assert stdout.count(f"| {engine}, warm |") == 3  # a row per shape
+        ratios = w1["ratios"]
+        for name, (top, bottom) in {
+            "vs_floor": ("microcrad", "floor"),
+            "atomic_vs_floor": ("floor-atomic", "floor"),
+            "vs_floor_atomic": ("microcrad", "floor-atomic"),
+        }.items():
+            r = ratios[name][key]
+            assert set(r) == {"warm", "cold", "instructions"}
+            assert r["warm"] == pytest.approx(
+                shape[top]["warm_ns"]["total"] / shape[bottom]["warm_ns"]["total"]
+            )
         assert f"W1 {shape['short']}: microcrad <= 2x floor, warm" in report["goals"]
         assert f"W1 {shape['short']}: microcrad <= 3x floor, cold" in report["goals"]
+        # The goals still judge microcrad against the plain floor.
+        goal = report["goals"][f"W1 {shape['short']}: microcrad <= 2x floor, warm"]
+        assert goal["measured"] == pytest.approx(ratios["vs_floor"][key]["warm"])
+        assert f"{shape['short']} {ratios['atomic_vs_floor'][key]['warm']:.2f}x" in stdout
+    assert set(w1["ratios"]["size"]) == set(engines)
     counted = w1["instructions"]
     if "skipped" in counted:
         assert "valgrind" in counted["skipped"]
     else:
         for key in w1["shapes"]:
-            for engine in ("floor", "microcrad"):
+            for engine in engines:
                 c = counted[key][engine]
                 assert c["total"] > 0 and c["build"] > 0 and c["backward"] > 0
+            # Instruction counts are exact: the counts cost instructions in the build
+            # (the retains and the drops) and in the release (the floor does none).
+            atomic, floor = counted[key]["floor-atomic"], counted[key]["floor"]
+            assert atomic["build"] > floor["build"] and atomic["release"] > floor["release"]
+            assert atomic["backward"] == pytest.approx(floor["backward"])  # the same pass
     assert "microcrad / floor" in stdout and "instructions per node" in stdout
+    assert "floor-atomic / floor" in stdout and "microcrad / floor-atomic" in stdout
+    (info,) = report["information"]
+    assert info.startswith("info: W1 thread-safe counts alone, floor-atomic / floor")
+    assert info in stdout.splitlines()
+    assert "W1 checks (microcrad, the floor and floor-atomic agree): PASS" in stdout
 
 
 def synthetic_w1(instructions: dict[str, Any]) -> dict[str, Any]:
-    """A W1 result of the shape benchlib.w1.bench_w1 returns, with made-up numbers."""
-    phases = {"build": 1.0, "backward": 2.0, "release": 3.0, "total": 6.0}
-    engine = {
-        "cold_ns": phases,
-        "warm_ns": phases,
-        "rss_bytes_per_node": 64.0,
-        "adjacent_share": 1.0,
-        "root_data": 1.0,
-        "grad_checksum": 2.0,
-    }
+    """A W1 result of the shape benchlib.w1.bench_w1 returns, with made-up numbers: the
+    floor 6 ns per node, floor-atomic twice that, microcrad three times (ratios as
+    benchlib.w1.ratios computes them)."""
+    from benchlib import w1
+
+    def engine(scale: float) -> dict[str, Any]:
+        phases = {"build": scale, "backward": 2.0 * scale, "release": 3.0 * scale}
+        phases["total"] = 6.0 * scale
+        return {
+            "cold_ns": phases,
+            "warm_ns": phases,
+            "rss_bytes_per_node": 64.0,
+            "adjacent_share": 1.0,
+            "root_data": 1.0,
+            "grad_checksum": 2.0,
+        }
+
     shapes = {
-        key: {"label": key, "short": key, "nodes": 3, "floor": engine, "microcrad": engine}
+        key: {
+            "label": key,
+            "short": key,
+            "nodes": 3,
+            "floor": engine(1.0),
+            "floor-atomic": engine(2.0),
+            "microcrad": engine(3.0),
+        }
         for key in ("chain", "tree", "tree_big")
     }
-    same = {"warm": 1.0, "cold": 1.0, "instructions": None}
     return {
         "shapes": shapes,
         "node_sizes": {
@@ -306,7 +365,7 @@ def synthetic_w1(instructions: dict[str, Any]) -> dict[str, Any]:
         "rounds": 1,
         "reps_per_process": 2,
         "instructions": instructions,
-        "ratios": {"vs_floor": dict.fromkeys(shapes, same), "size": {"floor": 1.0, "microcrad": 1.0}},
+        "ratios": w1.ratios(shapes, instructions, list(shapes)),
         "check_failures": [],
     }
 
@@ -323,3 +382,32 @@ def test_without_valgrind_the_instruction_counts_are_skipped_with_the_reason(
     text = "\n".join(report.w1_tables(synthetic_w1({"skipped": why})))
     assert f"W1 instruction counts skipped: {why}" in text
     assert "| floor, warm | 1.0 | 2.0 | 3.0 | 6.0 |  |" in text
+    assert "| floor-atomic, warm | 2.0 | 4.0 | 6.0 | 12.0 |  |" in text
+
+
+def test_the_report_shows_what_thread_safe_counts_alone_cost(callgrind_module: Any) -> None:
+    from benchlib import report
+
+    w1 = synthetic_w1({"skipped": "valgrind is not installed"})
+    assert w1["ratios"]["atomic_vs_floor"]["chain"] == {
+        "warm": 2.0,
+        "cold": 2.0,
+        "instructions": None,
+    }
+    assert w1["ratios"]["vs_floor_atomic"]["tree"]["warm"] == pytest.approx(1.5)
+    text = report.w1_tables(w1)
+    header = next(line for line in text if "what thread-safe counts alone cost" in line)
+    assert "floor-atomic / floor, warm" in header and "microcrad / floor-atomic, warm" in header
+    for key in ("chain", "tree", "tree_big"):
+        assert f"| {key} | 2.00x | 2.00x | - | 1.50x | 1.50x | - |" in text
+        assert f"| {key} | 3.00x | 3.00x | - | 100.0% / 100.0% |" in text  # microcrad / floor
+    # The goals still compare microcrad with the plain floor (3x here), not with
+    # floor-atomic (1.5x).
+    goals = report.goals([], [], w1, {"skipped": "--no-python-ops"})
+    assert goals["W1 chain: microcrad <= 2x floor, warm"] == {"measured": 3.0, "met": False}
+    assert report.w1_information(w1) == [
+        "info: W1 thread-safe counts alone, floor-atomic / floor (the goals allow microcrad "
+        "2x the floor, warm): warm chain 2.00x, tree 2.00x, tree_big 2.00x; instructions "
+        "chain -, tree -, tree_big -"
+    ]
+    assert report.w1_information({"skipped": "--no-c"}) == []
