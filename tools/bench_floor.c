@@ -11,7 +11,7 @@
  * microcrad's forward and backward rules written the same way, so both compute the
  * same bits. It back-propagates in reverse creation order, which for W1's graphs adds
  * every gradient in the order microcrad's depth-first walk does (tools/bench.py checks
- * that both engines agree on the root and on every leaf gradient).
+ * that the engines agree on the root and on every leaf gradient).
  *
  * bench_nodes.c includes this file. The entry points are kept out of line (FLOOR_API),
  * so that each op is a real function call, as each of microcrad's is.

@@ -117,7 +117,7 @@ typedef struct Workload {
 } Workload;
 
 /* The chain's constant and the tree's leaves: values whose products and sums stay
- * well inside double range, the same for both engines. */
+ * well inside double range, the same for every engine. */
 static double chain_constant(long n) { return 1.0 + 1.0 / (double)n; }
 static double tree_a(long i) { return 0.5 + 0.25 * (double)(i % 7); }
 static double tree_b(long i) { return 1.0 - 0.125 * (double)(i % 5); }
