@@ -72,6 +72,10 @@ Value *mc_neuron_make(const char *fn, int32_t n, Value *const *w, Value *const *
 Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, uint32_t n,
                    Value *const *operands);
 
+/* mc_node_new for a two-operand op with no data or param given (the op computes its
+ * data): the same result and errors, through a path written for two operands. */
+Value *mc_binary_new(const char *fn, microcrad_op op, Value *a, Value *b);
+
 /* mc_node_new without the hand-out: the one reference belongs to the calling code, for
  * nodes the library keeps (a neuron's parameters) or builds on before returning. */
 Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, uint32_t n,

@@ -114,6 +114,53 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
     return mc_node_make(fn, op, data, param, n, operands);
 }
 
+/* The failure of mc_binary_new when operand `i`'s count is at its maximum: frees the
+ * node `v`, gives back `retained` (an operand already retained, or NULL) and records
+ * the error. */
+static Value *operand_overflow(const char *fn, Value *v, Value *retained, unsigned i)
+{
+    if (retained)
+        drop_reference(retained); /* cannot reach 0: the caller holds one */
+    mc_node_free(v);
+    mc_error(MICROCRAD_ERR_OVERFLOW, "%s: reference count of operand %u would overflow", fn, i);
+    return NULL;
+}
+
+/*
+ * mc_node_new for a two-operand op: the path of nearly every node a program makes.
+ * Anything out of the ordinary (a scope open, an operand that is not a live Value)
+ * goes the general way, which reports it; otherwise the same work, written for two:
+ * no loops over the operands, no copy of an operand array, one check each.
+ * Measured with callgrind on W1's 65k tree (release build), build phase: 237
+ * instructions per node through mc_node_new, XXX through this.
+ */
+Value *mc_binary_new(const char *fn, microcrad_op op, Value *a, Value *b)
+{
+    if (mc_innermost_scope || !mc_is_live(a, MC_MAGIC_VALUE) || !mc_is_live(b, MC_MAGIC_VALUE)) {
+        Value *operands[2] = {a, b};
+        return mc_node_new(fn, op, 0.0, 0.0, 2, operands);
+    }
+    Value *v = mc_node_alloc(2);
+    if (!v) {
+        mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
+        return NULL;
+    }
+    if (!try_retain(a))
+        return operand_overflow(fn, v, NULL, 1);
+    if (!try_retain(b))
+        return operand_overflow(fn, v, a, 2);
+    v->prev[0] = a;
+    v->prev[1] = b;
+    v->grad = 0.0;
+    v->param = 0.0;
+    COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
+    v->magic = MICROCRAD_MAGIC_LIVE;
+    v->op = (uint16_t)op;
+    v->flags = 0;
+    v->data = mc_rule((uint16_t)op)->forward(v);
+    return v;
+}
+
 Value *value_create(double data, int32_t n_prevs, Value **prev)
 {
     if (n_prevs < 0) {

@@ -10,12 +10,6 @@
 #define A(v) ((v)->prev[0])
 #define B(v) ((v)->prev[1])
 
-static Value *binary(const char *fn, microcrad_op op, Value *a, Value *b)
-{
-    Value *operands[2] = {a, b};
-    return mc_node_new(fn, op, 0.0, 0.0, 2, operands);
-}
-
 /* a + b */
 static double add_forward(const Value *v) { return A(v)->data + B(v)->data; }
 static void add_backward(Value *v)
@@ -25,7 +19,7 @@ static void add_backward(Value *v)
 }
 const OpRule mc_rule_add = {.name = "+", .constructor = "value_add", .arity = 2,
                             .forward = add_forward, .backward = add_backward};
-Value *value_add(Value *a, Value *b) { return binary("value_add", MICROCRAD_OP_ADD, a, b); }
+Value *value_add(Value *a, Value *b) { return mc_binary_new("value_add", MICROCRAD_OP_ADD, a, b); }
 
 /* a - b */
 static double sub_forward(const Value *v) { return A(v)->data - B(v)->data; }
@@ -36,7 +30,7 @@ static void sub_backward(Value *v)
 }
 const OpRule mc_rule_sub = {.name = "-", .constructor = "value_sub", .arity = 2,
                             .forward = sub_forward, .backward = sub_backward};
-Value *value_sub(Value *a, Value *b) { return binary("value_sub", MICROCRAD_OP_SUB, a, b); }
+Value *value_sub(Value *a, Value *b) { return mc_binary_new("value_sub", MICROCRAD_OP_SUB, a, b); }
 
 /* a * b */
 static double mul_forward(const Value *v) { return A(v)->data * B(v)->data; }
@@ -47,7 +41,7 @@ static void mul_backward(Value *v)
 }
 const OpRule mc_rule_mul = {.name = "*", .constructor = "value_mul", .arity = 2,
                             .forward = mul_forward, .backward = mul_backward};
-Value *value_mul(Value *a, Value *b) { return binary("value_mul", MICROCRAD_OP_MUL, a, b); }
+Value *value_mul(Value *a, Value *b) { return mc_binary_new("value_mul", MICROCRAD_OP_MUL, a, b); }
 
 /* a / b: da = g / b, db = -g * ((a / b) / b), PyTorch's formula operation by
  * operation. Dividing twice instead of by b * b keeps db finite and exact where b * b
@@ -62,7 +56,7 @@ static void div_backward(Value *v)
 }
 const OpRule mc_rule_div = {.name = "/", .constructor = "value_div", .arity = 2,
                             .forward = div_forward, .backward = div_backward};
-Value *value_div(Value *a, Value *b) { return binary("value_div", MICROCRAD_OP_DIV, a, b); }
+Value *value_div(Value *a, Value *b) { return mc_binary_new("value_div", MICROCRAD_OP_DIV, a, b); }
 
 /* -a */
 static double neg_forward(const Value *v) { return -A(v)->data; }

@@ -36,8 +36,7 @@ const OpRule mc_rule_pow = {.name = "**", .constructor = "value_pow", .arity = 2
                             .forward = pow_forward, .backward = pow_backward};
 Value *value_pow(Value *base, Value *exponent)
 {
-    Value *operands[2] = {base, exponent};
-    return mc_node_new("value_pow", MICROCRAD_OP_POW, 0.0, 0.0, 2, operands);
+    return mc_binary_new("value_pow", MICROCRAD_OP_POW, base, exponent);
 }
 
 /* c ** a for a number c: the one-call form (see mc_binary_scalar). */

@@ -202,6 +202,9 @@ static void test_count_overflow(void)
     Value *terms[2] = {b, a};
     CHECK(value_sum(2, terms) == NULL);
     CHECK(value_add(b, a) == NULL);
+    CHECK_CONTAINS(microcrad_last_error(), "value_add: reference count of operand 2 would overflow");
+    CHECK(value_mul(a, b) == NULL);
+    CHECK_CONTAINS(microcrad_last_error(), "value_mul: reference count of operand 1 would overflow");
     CHECK(value_create(0.0, 2, terms) == NULL);
     CHECK_INT(value_ref_count(b), 1);
     CHECK_INT(value_ref_count(a), UINT32_MAX);
@@ -210,6 +213,7 @@ static void test_count_overflow(void)
     /* One slot left but two needed: neither is taken. */
     __atomic_store_n(&a->ref_count, UINT32_MAX - 1, __ATOMIC_RELAXED);
     CHECK(value_mul(a, a) == NULL);
+    CHECK_CONTAINS(microcrad_last_error(), "value_mul: reference count of operand 2 would overflow");
     CHECK_INT(value_ref_count(a), UINT32_MAX - 1);
     Value *one = value_pow_const(a, 2.0); /* one slot is enough */
     CHECK(one != NULL);
