@@ -149,6 +149,28 @@ def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0) 
     return float(bound(tensors[1] if method.form == "values" else number).item())
 
 
+def node_operands(method: OpMethod, point: Sequence[float],
+                  number: float = 2.0) -> tuple[list[float], float]:
+    """The operands and constant of the node that ``method`` makes from Values holding
+    ``point`` and from ``number``, in value_create_op's terms: a number becomes a leaf
+    operand where the method puts it, or the op's constant (``x ** 2.0``)."""
+    if method.form in ("unary", "values"):
+        return list(point), 0.0
+    if method.op.takes_param:
+        return list(point), number
+    if method.form == "number":
+        return list(point) + [number], 0.0
+    return [number] + list(point), 0.0
+
+
+def reference_or_library(method: OpMethod, point: Sequence[float], number: float = 2.0) -> float:
+    """``reference``, or where there is none the library's forward on leaves."""
+    expected = reference(method, point, number)
+    if expected is None:
+        return forward(method.op.code, *node_operands(method, point, number))
+    return expected
+
+
 def reference_of_op(op: _lib.Op, operands: Sequence[float], param: float = 0.0) -> Optional[float]:
     """``reference`` for a node of op ``op`` (its constant ``param`` as the number)."""
     return reference(method_of(op), operands, param)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import itertools
 import math
 from fractions import Fraction
-from typing import Optional
-
 import numpy as np
 import pytest
 
@@ -26,6 +24,7 @@ from op_reference import (
     finite_difference_slopes,
     forward,
     reference,
+    reference_or_library,
     same_as_reference,
     slopes,
     slopes_agree,
@@ -373,17 +372,6 @@ def test_every_op_of_the_table_is_checked_here_or_named_with_its_test() -> None:
     assert {op.code for op in FIXED_ARITY_OPS} <= by_method
 
 
-def _on_leaves(method: OpMethod, point: tuple[float, ...], number: float) -> tuple[list[float], float]:
-    """The operands and constant of the node ``method`` makes from ``point`` and
-    ``number``, for value_create_op: a number becomes a leaf operand where the method
-    puts it, or the op's constant (``x ** 2.0``)."""
-    if method.form in ("unary", "values"):
-        return list(point), 0.0
-    if method.op.takes_param:
-        return list(point), number
-    return (list(point) + [number], 0.0) if method.form == "number" else ([number] + list(point), 0.0)
-
-
 @pytest.mark.parametrize("method", OP_METHODS, ids=str)
 def test_every_op_method_matches_its_reference_and_finite_differences(method: OpMethod) -> None:
     points = SMOOTH_PAIRS if method.operands == 2 else SMOOTH_POINTS
@@ -392,9 +380,7 @@ def test_every_op_method_matches_its_reference_and_finite_differences(method: Op
         values = [Value(x) for x in point]
         out = method.apply(values, number)
         assert _lib.op_of(out._ptr) == method.op.code
-        expected: Optional[float] = reference(method, point, number)
-        if expected is None:  # no reference by that name: value_create_op on leaves
-            expected = forward(method.op.code, *_on_leaves(method, point, number))
+        expected = reference_or_library(method, point, number)
         assert out.data == pytest.approx(expected, rel=1e-12), (point, number)
         out.backward()
         differences = finite_difference_slopes(
