@@ -139,7 +139,9 @@ def local_gradients(node: Node) -> Iterator[tuple[Node, float]]:
     elif node.op == _lib.OP_DIV:
         a, b = ops[0].data, ops[1].data
         yield ops[0], divide(1.0, b)
-        yield ops[1], divide(-a, b * b)
+        # As the library (and PyTorch) computes it: (a / b) / b, not a / (b * b), whose
+        # b * b loses precision when it is subnormal (b about 1e-160).
+        yield ops[1], -divide(divide(a, b), b)
     elif node.op == _lib.OP_NEG:
         yield ops[0], -1.0
     elif node.op == _lib.OP_POW:
