@@ -22,20 +22,28 @@ test that draws ops from the table, without that test knowing the op.
 
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import sys
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 from microcrad import _lib
 
 from op_methods import OP_METHODS, OpMethod
 
-try:
-    import torch
-except ImportError:  # PyTorch is optional: the math/operator reference stands in
-    torch = None
+
+
+@functools.cache
+def _torch() -> Any:
+    """PyTorch, imported on first need (it takes seconds, and most ops never need it),
+    or None when it is not installed: it is optional."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
 
 c = _lib.c
 
@@ -138,6 +146,7 @@ def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0) 
             return None  # math raises where IEEE gives inf or nan: no reference there
         # A complex power ((-2) ** 0.5) has no real value: C's pow gives nan.
         return math.nan if isinstance(result, complex) else float(result)
+    torch = _torch()
     if torch is None:
         return None
     tensors = [torch.tensor(x, dtype=torch.float64) for x in operands]
