@@ -27,7 +27,7 @@ import math
 import operator
 import sys
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterable, Optional, Sequence
 
 from microcrad import _lib
 
@@ -128,6 +128,16 @@ def _float_function(method: OpMethod) -> Optional[Callable[..., float]]:
         direct = getattr(operator, "__" + name[3:], None)
         return None if direct is None else (lambda a, number: direct(number, a))
     return getattr(operator, name, None) or getattr(math, name, None)
+
+
+def import_reference_for(methods: Iterable[OpMethod]) -> None:
+    """Imports PyTorch now if one of ``methods`` will need it as its reference (it has
+    no function in ``math`` or ``operator``). For a test module to call as it is
+    imported: PyTorch's many objects are then made before tests/conftest.py freezes
+    the collected objects out of the garbage collector's sight, so that the tests'
+    gc.collect() calls stay fast."""
+    if any(_float_function(method) is None for method in methods):
+        _torch()
 
 
 def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0) -> Optional[float]:

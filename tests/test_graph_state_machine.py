@@ -235,6 +235,7 @@ FORWARD: dict[int, Callable[..., float]] = {
 # The ops of the table with one or two operands that the model does not know: it
 # runs their own rules on leaves (op_reference), checked as each node is made.
 GENERIC_OPS = {op.code for op in FIXED_ARITY_OPS} - set(FORWARD)
+op_reference.import_reference_for(op_reference.method_of(_lib.OPS[code]) for code in GENERIC_OPS)
 
 UNARY = [op for op in FIXED_ARITY_OPS if op.arity == 1 and not op.takes_param]
 BINARY = [op for op in FIXED_ARITY_OPS if op.arity == 2]
