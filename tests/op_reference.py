@@ -53,14 +53,15 @@ takes its operands directly; the n-ary sum, the neuron, leaves and custom nodes 
 made by other means)."""
 
 
-def method_of(op: _lib.Op) -> OpMethod:
+def method_of(op: _lib.Op) -> Optional[OpMethod]:
     """The Value method that makes a node of ``op`` from its operands alone (``x.exp()``,
-    ``x * y``), or from its operand and constant (``x ** 2.0`` for POW_CONST)."""
+    ``x * y``), or from its operand and constant (``x ** 2.0`` for POW_CONST); None for
+    an op that Python has no method for (yet)."""
     form = "number" if op.takes_param else ("unary" if op.arity == 1 else "values")
     for method in OP_METHODS:
         if method.op.code == op.code and method.form == form:
             return method
-    raise LookupError(f"no Value method makes op {op.name!r} (code {op.code})")
+    return None
 
 
 # ---------------------------------------------------------------------------------
@@ -130,13 +131,13 @@ def _float_function(method: OpMethod) -> Optional[Callable[..., float]]:
     return getattr(operator, name, None) or getattr(math, name, None)
 
 
-def import_reference_for(methods: Iterable[OpMethod]) -> None:
+def import_reference_for(methods: Iterable[Optional[OpMethod]]) -> None:
     """Imports PyTorch now if one of ``methods`` will need it as its reference (it has
     no function in ``math`` or ``operator``). For a test module to call as it is
     imported: PyTorch's many objects are then made before tests/conftest.py freezes
     the collected objects out of the garbage collector's sight, so that the tests'
     gc.collect() calls stay fast."""
-    if any(_float_function(method) is None for method in methods):
+    if any(method is not None and _float_function(method) is None for method in methods):
         _torch()
 
 
@@ -191,8 +192,10 @@ def reference_or_library(method: OpMethod, point: Sequence[float], number: float
 
 
 def reference_of_op(op: _lib.Op, operands: Sequence[float], param: float = 0.0) -> Optional[float]:
-    """``reference`` for a node of op ``op`` (its constant ``param`` as the number)."""
-    return reference(method_of(op), operands, param)
+    """``reference`` for a node of op ``op`` (its constant ``param`` as the number);
+    None for an op without a Value method, whose name says nothing."""
+    method = method_of(op)
+    return None if method is None else reference(method, operands, param)
 
 
 # ---------------------------------------------------------------------------------
