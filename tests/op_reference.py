@@ -7,8 +7,8 @@ the ops it knows; for every other op of the table it uses these:
 * ``forward`` and ``slopes``: the op's own forward and backward rule, applied through
   ``value_create_op`` to fresh leaves holding the operands' data. Exact (the very
   computation the library does inside a graph), so a model built on them can still
-  make exact checks of everything around the op: references, graph walks, the sums of
-  gradient contributions.
+  make exact checks of everything around the op: reference counts, graph walks, the
+  sums of gradient contributions.
 * ``reference``: the op's value from a source other than the library, by the name of
   the op's Value method: Python's ``math`` or ``operator``, else PyTorch in float64
   (when installed).
@@ -33,6 +33,7 @@ from microcrad import _lib
 
 from op_methods import OP_METHODS, OpMethod
 
+c = _lib.c
 
 
 @functools.cache
@@ -45,7 +46,6 @@ def _torch() -> Any:
         return None
     return torch
 
-c = _lib.c
 
 FIXED_ARITY_OPS: list[_lib.Op] = [op for op in _lib.OPS if op.arity in (1, 2)]
 """Every op of the table with one or two operands (the ones with a Value method that
@@ -78,8 +78,10 @@ class _OnLeaves:
     param: float
 
     def __enter__(self) -> tuple[int, list[int]]:
-        self.leaves = [_lib.leaf(x) for x in self.operands]
+        self.leaves: list[int] = []
         try:
+            for x in self.operands:
+                self.leaves.append(_lib.leaf(x))
             self.node = _lib.create_op(self.op, self.param, _lib.pin_nodes(self.leaves, self))
         except BaseException:
             self._release_leaves()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import math
 from fractions import Fraction
+
 import numpy as np
 import pytest
 
@@ -20,9 +21,9 @@ from microcrad.engine import Value
 from op_methods import OP_METHODS, STRUCTURAL_OPS, OpMethod
 from op_reference import (
     FIXED_ARITY_OPS,
-    method_of,
     finite_difference_slopes,
     forward,
+    method_of,
     reference,
     reference_or_library,
     same_as_reference,
@@ -402,13 +403,13 @@ EXPONENTS = [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, -0.5]
 def test_every_op_at_special_points_matches_its_reference(op: _lib.Op) -> None:
     """Forward against the reference (inf and nan where C's libm gives them), and the
     backward rule against finite differences wherever the op is smooth."""
+    method = method_of(op)
+    assert method is not None, f"op {op.name!r} has no Value method"
     params = EXPONENTS if op.takes_param else [0.0]
     smooth = 0
     for point in itertools.product(SPECIAL, repeat=op.arity):
         for param in params:
             data = forward(op.code, point, param)
-            method = method_of(op)
-            assert method is not None, f"op {op.name!r} has no Value method"
             expected = reference(method, point, param)
             assert same_as_reference(data, expected), (point, param, data, expected)
             smooth += slopes_agree(op.code, point, param, slopes(op.code, point, param))

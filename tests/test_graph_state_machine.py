@@ -243,7 +243,8 @@ WITH_CONSTANT = [op for op in FIXED_ARITY_OPS if op.takes_param]
 _SHAPE = {(1, False): "node", (2, False): "node_node", (1, True): "node_number"}
 # Each op's own constructor (microcrad_op_constructor), declared by its shape.
 CONSTRUCTORS: dict[int, Callable[..., Optional[int]]] = {
-    op.code: _lib.op_constructor(c.microcrad_op_constructor(op.code).decode(), _SHAPE[op.arity, op.takes_param])
+    op.code: _lib.op_constructor(c.microcrad_op_constructor(op.code).decode(),
+                                 _SHAPE[op.arity, op.takes_param])
     for op in FIXED_ARITY_OPS
 }
 
@@ -480,7 +481,8 @@ class GraphMachine(RuleBasedStateMachine):
     # --- allocation failures ----------------------------------------------------------
 
     @precondition(lambda self: self.live)
-    @rule(target=tickets, what=st.sampled_from(["leaf", "mul", "op", "sum", "backward", "zero_grad"]),
+    @rule(target=tickets,
+          what=st.sampled_from(["leaf", "mul", "op", "sum", "backward", "zero_grad"]),
           data=st.data())
     def failed_allocation(self, what: str, data: st.DataObject) -> object:
         """The next allocation fails: a call that reaches it reports MICROCRAD_ERR_NOMEM
