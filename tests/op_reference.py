@@ -143,13 +143,15 @@ def import_reference_for(methods: Iterable[Optional[OpMethod]]) -> None:
         _torch()
 
 
-def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0) -> Optional[float]:
+def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0,
+              use_torch: bool = True) -> Optional[float]:
     """What ``method`` gives on Values holding ``operands`` (and ``number``), from
     Python's ``operator`` or ``math`` by the method's name when they have it (they
     follow C's libm, whose special cases the library documents for its functions,
     where PyTorch differs: it takes ``x ** 0.5`` as sqrt, so that (-inf) ** 0.5 is nan),
-    else from PyTorch (float64) when installed; None when neither can say (no such
-    function, or a point where Python raises instead of giving inf or nan)."""
+    else from PyTorch (float64) when installed and ``use_torch``; None when neither can
+    say (no such function, or a point where Python raises instead of giving inf or
+    nan)."""
     function = _float_function(method)
     if function is not None:
         arguments = list(operands) + ([] if method.form in ("unary", "values") else [number])
@@ -159,7 +161,7 @@ def reference(method: OpMethod, operands: Sequence[float], number: float = 2.0) 
             return None  # math raises where IEEE gives inf or nan: no reference there
         # A complex power ((-2) ** 0.5) has no real value: C's pow gives nan.
         return math.nan if isinstance(result, complex) else float(result)
-    torch = _torch()
+    torch = _torch() if use_torch else None
     if torch is None:
         return None
     tensors = [torch.tensor(x, dtype=torch.float64) for x in operands]
@@ -185,9 +187,10 @@ def node_operands(method: OpMethod, point: Sequence[float],
     return [number] + list(point), 0.0
 
 
-def reference_or_library(method: OpMethod, point: Sequence[float], number: float = 2.0) -> float:
+def reference_or_library(method: OpMethod, point: Sequence[float], number: float = 2.0,
+                         use_torch: bool = True) -> float:
     """``reference``, or where there is none the library's forward on leaves."""
-    expected = reference(method, point, number)
+    expected = reference(method, point, number, use_torch)
     if expected is None:
         return forward(method.op.code, *node_operands(method, point, number))
     return expected

@@ -4,7 +4,11 @@ where PyTorch's conventions apply.
 
 The ops with a test of their own below are the ones known when it was written; every
 op of the library's op table (tests/op_methods.py) is also checked by the tests at the
-end, which know no op by name: a new op is covered by them without an edit here."""
+end, which know no op by name: a new op is covered by them without an edit here. Their
+reference is Python's math/operator function of the op's name, else the library's
+forward on leaves; this file does without PyTorch (test_op_table.py compares every op
+with it), as it is also the Valgrind smoke test, where importing PyTorch alone takes
+over a minute."""
 
 from __future__ import annotations
 
@@ -381,7 +385,7 @@ def test_every_op_method_matches_its_reference_and_finite_differences(method: Op
         values = [Value(x) for x in point]
         out = method.apply(values, number)
         assert _lib.op_of(out._ptr) == method.op.code
-        expected = reference_or_library(method, point, number)
+        expected = reference_or_library(method, point, number, use_torch=False)
         assert out.data == pytest.approx(expected, rel=1e-12), (point, number)
         out.backward()
         differences = finite_difference_slopes(
@@ -410,7 +414,7 @@ def test_every_op_at_special_points_matches_its_reference(op: _lib.Op) -> None:
     for point in itertools.product(SPECIAL, repeat=op.arity):
         for param in params:
             data = forward(op.code, point, param)
-            expected = reference(method, point, param)
+            expected = reference(method, point, param, use_torch=False)
             assert same_as_reference(data, expected), (point, param, data, expected)
             smooth += slopes_agree(op.code, point, param, slopes(op.code, point, param))
     assert smooth > 0
