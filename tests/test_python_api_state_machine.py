@@ -260,6 +260,7 @@ def test_the_machine_draws_every_op_of_the_table() -> None:
     drawn = {method.op.code for method in OP_METHODS} | set(STRUCTURAL_RULES)
     assert drawn == {op.code for op in _lib.OPS}
 
+
 # ---------------------------------------------------------------------------------
 # The machine
 # ---------------------------------------------------------------------------------
