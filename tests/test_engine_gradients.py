@@ -1,6 +1,11 @@
 """Gradients of whole graphs: small cases worked out by hand, repeated backward passes,
 and random expression DAGs (with shared and reused nodes) checked against central
-finite differences and, when PyTorch is installed, against torch.autograd."""
+finite differences and, when PyTorch is installed, against torch.autograd.
+
+The random DAGs draw every op of the library's op table: each Value method of
+tests/op_methods.py that no hand-written step below exercises gets a step of its own,
+with its operands mapped into a range where every op is smooth, so a new op is drawn
+without an edit here."""
 
 from __future__ import annotations
 
@@ -13,7 +18,11 @@ import pytest
 from hypothesis import assume, given, note
 from hypothesis import strategies as st
 
+from microcrad import _lib
 from microcrad.engine import Value
+
+from op_methods import OP_METHODS, STRUCTURAL_OPS, OpMethod
+from op_reference import reference_or_library
 
 try:
     import torch
@@ -186,6 +195,26 @@ class Reference:
         Reference.relu_inputs.append(self.x)
         return Reference(max(self.x, 0.0))
 
+    def __getattr__(self, name: str) -> Callable[..., Reference]:
+        """Any other Value method of the op table (a new op's), computed by
+        tests/op_reference.py: by ``math`` or ``operator`` of the same name, else
+        PyTorch, else the library's own forward on leaves."""
+        forms = {m.form: m for m in OP_METHODS if m.method == name}
+        if not forms:
+            raise AttributeError(name)
+
+        def apply(*arguments: Any) -> Reference:
+            if not arguments:
+                method, point, number = forms["unary"], [self.x], 2.0
+            elif isinstance(arguments[0], Reference):
+                method, point, number = forms["values"], [self.x, arguments[0].x], 2.0
+            else:
+                method = forms.get("reflected") or forms["number"]
+                point, number = [self.x], float(arguments[0])
+            return Reference(reference_or_library(method, point, number))
+
+        return apply
+
 
 # Each op takes its operands and a constant; domains are kept well-conditioned by
 # construction (log and powers of something >= 0.5, divisions by something >= 1, exp
@@ -194,6 +223,7 @@ class Reference:
 class Op:
     arity: int
     apply: Callable[..., Any]
+    method: str = ""  # the Value method of tests/op_methods.py it exercises ("" for sum)
 
 
 def _sum3(a: Any, b: Any, c: Any) -> Any:
@@ -202,26 +232,80 @@ def _sum3(a: Any, b: Any, c: Any) -> Any:
     return a + b + c  # left to right, as Value.sum adds
 
 
-OPS: dict[str, Op] = {
-    "add": Op(2, lambda a, b, k: a + b),
-    "sub": Op(2, lambda a, b, k: a - b),
-    "mul": Op(2, lambda a, b, k: a * b),
-    "div": Op(2, lambda a, b, k: a / (b * b + 1)),
-    "neg": Op(1, lambda a, k: -a),
-    "add_number": Op(1, lambda a, k: k + a),
-    "sub_from_number": Op(1, lambda a, k: k - a),
-    "mul_number": Op(1, lambda a, k: k * a),
-    "number_over": Op(1, lambda a, k: k / (a * a + 1)),
-    "number_to_the": Op(1, lambda a, k: 2.5 ** a.tanh()),
-    "pow_const": Op(1, lambda a, k: (a * a + 0.5) ** k),
-    "pow": Op(2, lambda a, b, k: (a * a + 0.5) ** b.tanh()),
-    "exp": Op(1, lambda a, k: (a.tanh() * 2).exp()),
-    "log": Op(1, lambda a, k: (a * a + 0.5).log()),
-    "relu": Op(1, lambda a, k: a.relu()),
-    "tanh": Op(1, lambda a, k: a.tanh()),
-    "sigmoid": Op(1, lambda a, k: a.sigmoid()),
+HAND_WRITTEN: dict[str, Op] = {
+    "add": Op(2, lambda a, b, k: a + b, "__add__[values]"),
+    "sub": Op(2, lambda a, b, k: a - b, "__sub__[values]"),
+    "mul": Op(2, lambda a, b, k: a * b, "__mul__[values]"),
+    "div": Op(2, lambda a, b, k: a / (b * b + 1), "__truediv__[values]"),
+    "neg": Op(1, lambda a, k: -a, "__neg__[unary]"),
+    "add_number": Op(1, lambda a, k: k + a, "__radd__[reflected]"),
+    "sub_from_number": Op(1, lambda a, k: k - a, "__rsub__[reflected]"),
+    "mul_number": Op(1, lambda a, k: k * a, "__rmul__[reflected]"),
+    "number_over": Op(1, lambda a, k: k / (a * a + 1), "__rtruediv__[reflected]"),
+    "number_to_the": Op(1, lambda a, k: 2.5 ** a.tanh(), "__rpow__[reflected]"),
+    "pow_const": Op(1, lambda a, k: (a * a + 0.5) ** k, "__pow__[number]"),
+    "pow": Op(2, lambda a, b, k: (a * a + 0.5) ** b.tanh(), "__pow__[values]"),
+    "exp": Op(1, lambda a, k: (a.tanh() * 2).exp(), "exp[unary]"),
+    "log": Op(1, lambda a, k: (a * a + 0.5).log(), "log[unary]"),
+    "relu": Op(1, lambda a, k: a.relu(), "relu[unary]"),
+    "tanh": Op(1, lambda a, k: a.tanh(), "tanh[unary]"),
+    "sigmoid": Op(1, lambda a, k: a.sigmoid(), "sigmoid[unary]"),
     "sum": Op(3, lambda a, b, c, k: _sum3(a, b, c)),
 }
+
+
+def _generic_step(method: OpMethod) -> Op:
+    """A step applying ``method`` to its operands mapped into (0.25, 2.25) by
+    tanh(a) + 1.25, and a number |k| + 0.5: a range where every op is smooth (positive,
+    away from the kinks of relu and abs at 0) and bounded."""
+
+    def apply(*operands: Any) -> Any:
+        *values, k = operands
+        return method.apply([value.tanh() + 1.25 for value in values], abs(k) + 0.5)
+
+    return Op(method.operands, apply, str(method))
+
+
+# Every Value method that no hand-written step exercises gets a generic step.
+OPS: dict[str, Op] = dict(HAND_WRITTEN)
+OPS.update(
+    (str(method), _generic_step(method))
+    for method in OP_METHODS
+    if str(method) not in {op.method for op in HAND_WRITTEN.values()}
+)
+
+# Ops of the table that the random DAGs leave out, and the tests that check them.
+OTHER_TESTS = {
+    _lib.OP_NEURON: "tests/test_nn.py (networks against micrograd)",
+    _lib.OP_CUSTOM: "tests/test_engine_graph.py (custom nodes)",
+}
+
+
+def _ops_in_graph(root: Value) -> set[int]:
+    codes, pending, seen = set(), [root._ptr], set()
+    while pending:
+        node = pending.pop()
+        if node not in seen:
+            seen.add(node)
+            codes.add(_lib.op_of(node))
+            pending += _lib.prev(node)
+    return codes
+
+
+def test_the_random_dags_draw_every_op_of_the_table() -> None:
+    """Each step makes the op its method makes, every Value method has a step, and the
+    steps make every op of the table but those named with their own tests."""
+    methods = {str(method): method for method in OP_METHODS}
+    drawn: set[int] = set()
+    for name, op in OPS.items():
+        leaves = [Value(x) for x in (0.3, 0.9, 1.7)[: op.arity]]
+        codes = _ops_in_graph(op.apply(*leaves, 2.0))
+        if op.method:
+            assert methods[op.method].op.code in codes, name
+        drawn |= codes
+    assert set(methods) <= {op.method for op in OPS.values()}
+    assert drawn | set(OTHER_TESTS) == {op.code for op in _lib.OPS}
+    assert set(OTHER_TESTS) < STRUCTURAL_OPS
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,39 @@
 """Each operation on its own: the forward value against Python's ``math`` and the
 gradient against the derivative worked out by hand, including the IEEE-754 edge cases
-where PyTorch's conventions apply."""
+where PyTorch's conventions apply.
+
+The ops with a test of their own below are the ones known when it was written; every
+op of the library's op table (tests/op_methods.py) is also checked by the tests at the
+end, which know no op by name: a new op is covered by them without an edit here. Their
+reference is Python's math/operator function of the op's name, else the library's
+forward on leaves; this file does without PyTorch (test_op_table.py compares every op
+with it), as it is also the Valgrind smoke test, where importing PyTorch alone takes
+over a minute."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from fractions import Fraction
 
 import numpy as np
 import pytest
 
+from microcrad import _lib
 from microcrad.engine import Value
+
+from op_methods import OP_METHODS, STRUCTURAL_OPS, OpMethod
+from op_reference import (
+    FIXED_ARITY_OPS,
+    finite_difference_slopes,
+    forward,
+    method_of,
+    reference,
+    reference_or_library,
+    same_as_reference,
+    slopes,
+    slopes_agree,
+)
 
 INPUTS = [-3.5, -1.0, -0.25, 0.0, 0.5, 1.0, 2.75, 10.0]
 PAIRS = [(-3.5, 2.0), (-1.0, -0.25), (0.0, 1.5), (0.5, -4.0), (2.75, 3.0), (10.0, 0.125)]
@@ -325,3 +348,73 @@ def test_infinities_and_nan_pass_through() -> None:
 def test_negative_zero_is_kept() -> None:
     z = -Value(0.0)
     assert z.data == 0.0 and math.copysign(1.0, z.data) == -1.0
+
+
+# ---------------------------------------------------------------------------------
+# Every op of the table, by its Value methods: no op named
+# ---------------------------------------------------------------------------------
+
+# Points where every op is smooth and defined: positive (log, powers) and away from 0
+# (the kinks of relu and abs).
+SMOOTH_POINTS = [(0.3,), (0.7,), (1.3,), (2.1,)]
+SMOOTH_PAIRS = [(0.7, 1.3), (1.9, 0.45), (0.3, 2.2)]
+NUMBERS = [2.0, 0.75]
+
+# Ops of the table that no single Value method makes, and the tests that check them.
+OTHER_TESTS = {
+    _lib.OP_LEAF: "every test here",
+    _lib.OP_SUM: "test_sum and its neighbours here",
+    _lib.OP_NEURON: "tests/test_nn.py (networks against micrograd)",
+    _lib.OP_CUSTOM: "tests/test_engine_graph.py (custom nodes)",
+}
+
+
+def test_every_op_of_the_table_is_checked_here_or_named_with_its_test() -> None:
+    by_method = {method.op.code for method in OP_METHODS}
+    assert by_method | set(OTHER_TESTS) == {op.code for op in _lib.OPS}
+    assert set(OTHER_TESTS) == STRUCTURAL_OPS
+    # Every op of one or two operands has a method that takes just its operands.
+    assert {op.code for op in FIXED_ARITY_OPS} <= by_method
+
+
+@pytest.mark.parametrize("method", OP_METHODS, ids=str)
+def test_every_op_method_matches_its_reference_and_finite_differences(method: OpMethod) -> None:
+    points = SMOOTH_PAIRS if method.operands == 2 else SMOOTH_POINTS
+    numbers = [2.0] if method.form in ("unary", "values") else NUMBERS
+    for point, number in itertools.product(points, numbers):
+        values = [Value(x) for x in point]
+        out = method.apply(values, number)
+        assert _lib.op_of(out._ptr) == method.op.code
+        expected = reference_or_library(method, point, number, use_torch=False)
+        assert out.data == pytest.approx(expected, rel=1e-12), (point, number)
+        out.backward()
+        differences = finite_difference_slopes(
+            lambda xs: method.apply([Value(x) for x in xs], number).data, point
+        )
+        for value, difference in zip(values, differences):
+            assert difference is not None, f"{method} is not smooth at {point}"
+            assert abs(value.grad - difference.slope) <= difference.tolerance, (
+                point, number, value.grad, difference
+            )
+
+
+# Special points: signed zeros, ones, small and huge magnitudes, infinities, nan.
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 0.5, -2.0, 1e-300, 1e300, -1e300, math.inf, -math.inf, math.nan]
+EXPONENTS = [0.0, 1.0, 2.0, 3.0, -1.0, -2.0, 0.5, -0.5]
+
+
+@pytest.mark.parametrize("op", FIXED_ARITY_OPS, ids=lambda op: f"{op.name}/{op.arity}")
+def test_every_op_at_special_points_matches_its_reference(op: _lib.Op) -> None:
+    """Forward against the reference (inf and nan where C's libm gives them), and the
+    backward rule against finite differences wherever the op is smooth."""
+    method = method_of(op)
+    assert method is not None, f"op {op.name!r} has no Value method"
+    params = EXPONENTS if op.takes_param else [0.0]
+    smooth = 0
+    for point in itertools.product(SPECIAL, repeat=op.arity):
+        for param in params:
+            data = forward(op.code, point, param)
+            expected = reference(method, point, param, use_torch=False)
+            assert same_as_reference(data, expected), (point, param, data, expected)
+            smooth += slopes_agree(op.code, point, param, slopes(op.code, point, param))
+    assert smooth > 0

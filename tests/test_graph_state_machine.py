@@ -17,6 +17,15 @@ should; a wrong count shows up as a live-count or reference-count mismatch, and 
 ASan (``tools/memcheck.py asan``) as a use-after-free or leak report. At the end
 every reference is released and the live count must be back where it started.
 
+The ops come from the library's op table (tests/op_reference.py): every op of one or
+two operands is drawn, made by its own constructor or by value_create_op, and its
+number forms (value_X_scalar, value_scalar_X) are found by name. The model has the
+formulas of the ops it knows; for any other op it runs the op's own forward and
+backward rule on fresh leaves (exact, so every check around the op stays exact) and
+checks them, as each such node is made, against a reference (Python's math/operator or
+PyTorch by the op's method name) and against central differences where the op is
+smooth. A test checks that the rules draw every op of the table.
+
 Forward values are compared with a relative tolerance of 1e-12 (the model calls the
 same libm functions; the tolerance only allows an equivalent reformulation).
 Gradients are sums of contributions whose order is an implementation detail, so they
@@ -46,6 +55,9 @@ from hypothesis.stateful import (
 )
 
 from microcrad import _lib
+
+import op_reference
+from op_reference import FIXED_ARITY_OPS
 
 c = _lib.c
 
@@ -139,7 +151,9 @@ def local_gradients(node: Node) -> Iterator[tuple[Node, float]]:
     elif node.op == _lib.OP_DIV:
         a, b = ops[0].data, ops[1].data
         yield ops[0], divide(1.0, b)
-        yield ops[1], divide(-a, b * b)
+        # As the library (and PyTorch) computes it: (a / b) / b, not a / (b * b), whose
+        # b * b loses precision when it is subnormal (b about 1e-160).
+        yield ops[1], -divide(divide(a, b), b)
     elif node.op == _lib.OP_NEG:
         yield ops[0], -1.0
     elif node.op == _lib.OP_POW:
@@ -166,6 +180,9 @@ def local_gradients(node: Node) -> Iterator[tuple[Node, float]]:
         for w, x in zip(ops[1::2], ops[2::2]):
             yield w, x.data
             yield x, w.data
+    elif node.op in GENERIC_OPS:  # the op's own rule, checked when the node was made
+        rule = op_reference.slopes(node.op, [o.data for o in ops], node.param, node.data)
+        yield from zip(ops, rule)
     # Leaves and custom nodes pass no gradient on.
 
 
@@ -194,36 +211,76 @@ def sigmoid(a: float) -> float:
     return e / (1.0 + e)
 
 
-UNARY: dict[str, tuple[int, Callable[[int], Optional[int]], Callable[[float], float]]] = {
-    "neg": (_lib.OP_NEG, c.value_neg, lambda a: -a),
-    "exp": (_lib.OP_EXP, c.value_exp, exp),
-    "log": (_lib.OP_LOG, c.value_log, log),
-    "relu": (_lib.OP_RELU, c.value_relu, lambda a: a if a > 0.0 or math.isnan(a) else 0.0),
-    "tanh": (_lib.OP_TANH, c.value_tanh, tanh),
-    "sigmoid": (_lib.OP_SIGMOID, c.value_sigmoid, sigmoid),
+def relu(a: float) -> float:
+    return a if a > 0.0 or math.isnan(a) else 0.0
+
+
+# The forward of each op of one or two operands that the model knows (POW_CONST's
+# takes its constant as a second argument).
+FORWARD: dict[int, Callable[..., float]] = {
+    _lib.OP_NEG: lambda a: -a,
+    _lib.OP_EXP: exp,
+    _lib.OP_LOG: log,
+    _lib.OP_RELU: relu,
+    _lib.OP_TANH: tanh,
+    _lib.OP_SIGMOID: sigmoid,
+    _lib.OP_ADD: lambda a, b: a + b,
+    _lib.OP_SUB: lambda a, b: a - b,
+    _lib.OP_MUL: lambda a, b: a * b,
+    _lib.OP_DIV: divide,
+    _lib.OP_POW: power,
+    _lib.OP_POW_CONST: power,
 }
 
-BINARY: dict[str, tuple[int, Callable[[int, int], Optional[int]],
-                        Callable[[float, float], float]]] = {
-    "add": (_lib.OP_ADD, c.value_add, lambda a, b: a + b),
-    "sub": (_lib.OP_SUB, c.value_sub, lambda a, b: a - b),
-    "mul": (_lib.OP_MUL, c.value_mul, lambda a, b: a * b),
-    "div": (_lib.OP_DIV, c.value_div, divide),
-    "pow": (_lib.OP_POW, c.value_pow, power),
+# The ops of the table with one or two operands that the model does not know: it
+# runs their own rules on leaves (op_reference), checked as each node is made.
+GENERIC_OPS = {op.code for op in FIXED_ARITY_OPS} - set(FORWARD)
+op_reference.import_reference_for(op_reference.method_of(_lib.OPS[code]) for code in GENERIC_OPS)
+
+UNARY = [op for op in FIXED_ARITY_OPS if op.arity == 1 and not op.takes_param]
+BINARY = [op for op in FIXED_ARITY_OPS if op.arity == 2]
+WITH_CONSTANT = [op for op in FIXED_ARITY_OPS if op.takes_param]
+_SHAPE = {(1, False): "node", (2, False): "node_node", (1, True): "node_number"}
+# Each op's own constructor (microcrad_op_constructor), declared by its shape.
+CONSTRUCTORS: dict[int, Callable[..., Optional[int]]] = {
+    op.code: _lib.op_constructor(c.microcrad_op_constructor(op.code).decode(),
+                                 _SHAPE[op.arity, op.takes_param])
+    for op in FIXED_ARITY_OPS
 }
 
-# name: (op, constructor, whether the number is the first operand)
-SCALAR: dict[str, tuple[int, Callable[..., Optional[int]], bool]] = {
-    "add_scalar": (_lib.OP_ADD, c.value_add_scalar, False),
-    "sub_scalar": (_lib.OP_SUB, c.value_sub_scalar, False),
-    "mul_scalar": (_lib.OP_MUL, c.value_mul_scalar, False),
-    "div_scalar": (_lib.OP_DIV, c.value_div_scalar, False),
-    "scalar_add": (_lib.OP_ADD, c.value_scalar_add, True),
-    "scalar_sub": (_lib.OP_SUB, c.value_scalar_sub, True),
-    "scalar_mul": (_lib.OP_MUL, c.value_scalar_mul, True),
-    "scalar_div": (_lib.OP_DIV, c.value_scalar_div, True),
-    "scalar_pow": (_lib.OP_POW, c.value_scalar_pow, True),
-}
+
+def _number_forms() -> dict[str, tuple[int, Callable[..., Optional[int]], bool]]:
+    """name: (op, constructor, whether the number is the first operand), for every
+    number form the library exports for a two-operand op: value_X_scalar(a, c) and
+    value_scalar_X(c, a) for the op's constructor value_X."""
+    forms = {}
+    for op in BINARY:
+        stem = c.microcrad_op_constructor(op.code).decode().removeprefix("value_")
+        for name, shape, first in ((f"{stem}_scalar", "node_number", False),
+                                   (f"scalar_{stem}", "number_node", True)):
+            try:
+                forms[name] = (op.code, _lib.op_constructor(f"value_{name}", shape), first)
+            except ImportError:
+                continue  # no such form (pow's number exponent is value_pow_const)
+    return forms
+
+
+SCALAR = _number_forms()
+
+# The ops made by rules of their own rather than drawn from the table above.
+STRUCTURAL_RULES = {_lib.OP_LEAF: "leaf", _lib.OP_SUM: "n_ary_sum",
+                    _lib.OP_NEURON: "neuron", _lib.OP_CUSTOM: "custom"}
+
+
+def make(op: _lib.Op, operands: list[Node], param: float, generic: bool) -> Optional[int]:
+    """A node of ``op`` over ``operands`` from its own constructor, or from
+    value_create_op when ``generic``; None when it fails (as the constructor says)."""
+    if generic:
+        pinned = _lib.pin_nodes([n.ptr for n in operands], operands)
+        return c.value_create_op(op.code, param, pinned.count, pinned.array)
+    arguments: list[object] = [n.ptr for n in operands] + ([param] if op.takes_param else [])
+    return CONSTRUCTORS[op.code](*arguments)
+
 
 # Leaf values: small, so that chains of operations stay mostly finite, with the
 # special points of the ops (0 for relu, log, pow and division) well represented.
@@ -286,37 +343,50 @@ class GraphMachine(RuleBasedStateMachine):
     def leaf(self, data: float) -> Ticket:
         return self._new_leaf(data)
 
-    @rule(target=tickets, name=st.sampled_from(sorted(UNARY)), a=tickets)
-    def unary(self, name: str, a: Ticket) -> Ticket:
-        op, make, forward = UNARY[name]
-        return Ticket(self._adopt(make(a.node.ptr), op, [a.node], forward(a.node.data)))
+    def _expected(self, op: _lib.Op, operands: list[Node], param: float) -> float:
+        """What the model says a new node of ``op`` holds: the formula it knows, or for
+        another op its own forward on leaves, once checked against the reference and
+        its backward rule against finite differences."""
+        datas = [n.data for n in operands]
+        if op.code in FORWARD:
+            return FORWARD[op.code](*datas, *([param] if op.takes_param else []))
+        data = op_reference.forward(op.code, datas, param)
+        op_reference.check_op(op, datas, param, data)
+        return data
 
-    @rule(target=tickets, name=st.sampled_from(sorted(BINARY)), a=tickets, b=tickets)
-    def binary(self, name: str, a: Ticket, b: Ticket) -> Ticket:
-        op, make, forward = BINARY[name]
-        ptr = make(a.node.ptr, b.node.ptr)
-        return Ticket(self._adopt(ptr, op, [a.node, b.node], forward(a.node.data,
-                                                                      b.node.data)))
+    def _operation(self, op: _lib.Op, operands: list[Node], param: float,
+                   generic: bool) -> Ticket:
+        ptr = make(op, operands, param, generic)
+        return Ticket(self._adopt(ptr, op.code, operands, self._expected(op, operands, param),
+                                  param=param))
 
-    @rule(target=tickets, a=tickets, exponent=exponents)
-    def pow_const(self, a: Ticket, exponent: float) -> Ticket:
-        ptr = c.value_pow_const(a.node.ptr, exponent)
-        return Ticket(self._adopt(ptr, _lib.OP_POW_CONST, [a.node],
-                                  power(a.node.data, exponent), param=exponent))
+    @rule(target=tickets, op=st.sampled_from(UNARY), a=tickets, generic=st.booleans())
+    def unary(self, op: _lib.Op, a: Ticket, generic: bool) -> Ticket:
+        return self._operation(op, [a.node], 0.0, generic)
+
+    @rule(target=tickets, op=st.sampled_from(BINARY), a=tickets, b=tickets,
+          generic=st.booleans())
+    def binary(self, op: _lib.Op, a: Ticket, b: Ticket, generic: bool) -> Ticket:
+        return self._operation(op, [a.node, b.node], 0.0, generic)
+
+    @rule(target=tickets, op=st.sampled_from(WITH_CONSTANT), a=tickets, exponent=exponents,
+          generic=st.booleans())
+    def pow_const(self, op: _lib.Op, a: Ticket, exponent: float, generic: bool) -> Ticket:
+        """An op with a constant (POW_CONST: a ** exponent)."""
+        return self._operation(op, [a.node], exponent, generic)
 
     @rule(target=tickets, name=st.sampled_from(sorted(SCALAR)), a=tickets, constant=numbers)
     def scalar_op(self, name: str, a: Ticket, constant: float) -> Ticket:
         """An operation with a number (value_mul_scalar(a, c), value_scalar_sub(c, a),
         ...): the library makes the number's leaf itself and hands its only reference
         to the new node."""
-        op, make, constant_first = SCALAR[name]
-        ptr = make(constant, a.node.ptr) if constant_first else make(a.node.ptr, constant)
+        op, make_it, constant_first = SCALAR[name]
+        ptr = make_it(constant, a.node.ptr) if constant_first else make_it(a.node.ptr, constant)
         assert ptr is not None, c.microcrad_last_error()
         hidden = Node(_lib.prev(ptr)[0 if constant_first else 1], _lib.OP_LEAF, [], constant)
         self.live.append(hidden)
         operands = [hidden, a.node] if constant_first else [a.node, hidden]
-        forward = next(f for o, _, f in BINARY.values() if o == op)
-        node = self._adopt(ptr, op, operands, forward(*(n.data for n in operands)))
+        node = self._adopt(ptr, op, operands, self._expected(_lib.OPS[op], operands, 0.0))
         # The leaf is held by the new node only: it goes when the node goes.
         assert hidden.ref_count == 1
         return Ticket(node)
@@ -411,13 +481,18 @@ class GraphMachine(RuleBasedStateMachine):
     # --- allocation failures ----------------------------------------------------------
 
     @precondition(lambda self: self.live)
-    @rule(target=tickets, what=st.sampled_from(["leaf", "mul", "sum", "backward", "zero_grad"]),
+    @rule(target=tickets,
+          what=st.sampled_from(["leaf", "mul", "op", "sum", "backward", "zero_grad"]),
           data=st.data())
     def failed_allocation(self, what: str, data: st.DataObject) -> object:
         """The next allocation fails: a call that reaches it reports MICROCRAD_ERR_NOMEM
         and changes nothing; a call that allocates nothing (backward from a leaf, say)
         is unaffected and must behave as usual."""
         node = data.draw(st.sampled_from(self.live))
+        if what == "op":  # any op of the table, by its constructor or value_create_op
+            op = data.draw(st.sampled_from(FIXED_ARITY_OPS))
+            param = data.draw(exponents) if op.takes_param else 0.0
+            generic = data.draw(st.booleans())
         grads_before = [c.value_grad(n.ptr) for n in self.live]
         live_before = _lib.live_values()
         allocations_before = c.microcrad_allocation_count()
@@ -427,6 +502,8 @@ class GraphMachine(RuleBasedStateMachine):
                 result = c.value_create_leaf(1.0)
             elif what == "mul":
                 result = c.value_mul(node.ptr, node.ptr)
+            elif what == "op":
+                result = make(op, [node] * op.arity, param, generic)
             elif what == "sum":
                 result = c.value_sum(1, _lib.pin_nodes([node.ptr], node).array)
             elif what == "backward":
@@ -441,6 +518,8 @@ class GraphMachine(RuleBasedStateMachine):
         assert failed == (c.microcrad_allocation_count() > allocations_before), (what, result)
         if not failed:
             return self._succeeded(what, node, result)
+        if what == "op":
+            assert result is None
         assert result is None or result == _lib.ERR_NOMEM
         assert c.microcrad_last_status() == _lib.ERR_NOMEM
         assert _lib.live_values() == live_before
@@ -459,6 +538,8 @@ class GraphMachine(RuleBasedStateMachine):
         elif what == "mul":
             return multiple(Ticket(self._adopt(result, _lib.OP_MUL, [node, node],
                                                node.data * node.data)))
+        elif what == "op":
+            raise AssertionError("a node was made without an allocation")
         else:
             return multiple(Ticket(self._adopt(result, _lib.OP_SUM, [node], node.data)))
         return multiple()
@@ -489,6 +570,18 @@ class GraphMachine(RuleBasedStateMachine):
             self._drop(node)
         assert not self.live
         assert _lib.live_values() == self.baseline
+
+
+def test_the_machine_draws_every_op_of_the_table() -> None:
+    """Its rules make every op of the library's op table: those of one or two operands
+    drawn from the table itself, the others by rules of their own."""
+    drawn = {op.code for op in UNARY + BINARY + WITH_CONSTANT}
+    assert drawn == {op.code for op in FIXED_ARITY_OPS}
+    assert all(callable(getattr(GraphMachine, rule)) for rule in STRUCTURAL_RULES.values())
+    assert drawn | set(STRUCTURAL_RULES) == {op.code for op in _lib.OPS}
+    # The number forms are found for every two-operand op that has them.
+    assert {"add_scalar", "scalar_add", "sub_scalar", "scalar_sub", "mul_scalar", "scalar_mul",
+            "div_scalar", "scalar_div", "scalar_pow"} <= set(SCALAR)
 
 
 TestGraphStateMachine = GraphMachine.TestCase

@@ -13,6 +13,13 @@ state machine (test_graph_state_machine.py, one level down) cannot:
 * after every step each held Value's data and grad must equal the model's, and
   ``live_values()`` must count exactly the nodes reachable from what the test holds
   (none leaked, none freed early).
+
+The operations are every Value method of the library's op table (tests/op_methods.py),
+in every form (``x * y``, ``x * 2``, ``2 * x``). The model has the formulas of the ops
+it knows; for any other op it runs the op's own forward and backward rule on fresh
+leaves (tests/op_reference.py: exact, so every check around the op stays exact), and
+checks them, as each such node is made, against a reference (Python's math/operator or
+PyTorch by the method's name) and against central differences where the op is smooth.
 """
 
 from __future__ import annotations
@@ -45,18 +52,25 @@ from microcrad.nn import MLP
 from microcrad.optim import SGD
 from microcrad.tape import Tape, ValueArray
 
+import op_reference
+from op_methods import OP_METHODS, STRUCTURAL_OPS, OpMethod
+
 # ---------------------------------------------------------------------------------
 # The model: one M per C node, with the op's forward and backward rules in Python
 # ---------------------------------------------------------------------------------
 
 
 class M:
-    """The model of one node: its op, operands, data and grad."""
+    """The model of one node: its op, operands, data and grad. ``op`` is "table" for
+    an op of the table the model has no formula for: ``code`` and ``param`` say which
+    op, with which constant."""
 
-    __slots__ = ("op", "prev", "data", "grad")
+    __slots__ = ("op", "prev", "data", "grad", "code", "param")
 
-    def __init__(self, op: str, prev: list[M], data: float) -> None:
+    def __init__(self, op: str, prev: list[M], data: float, code: int = -1,
+                 param: float = 0.0) -> None:
         self.op, self.prev, self.data, self.grad = op, prev, data, 0.0
+        self.code, self.param = code, param
 
     @staticmethod
     def leaf(data: float) -> M:
@@ -79,8 +93,10 @@ class M:
             self.data = p[0] * p[1]
         elif self.op == "neg":
             self.data = -p[0]
-        elif self.op == "relu":
-            self.data = p[0] if p[0] > 0 else 0.0
+        elif self.op == "relu":  # as the library: nan and -0.0 pass through
+            self.data = 0.0 if p[0] < 0 else p[0]
+        elif self.op == "table":
+            self.data = op_reference.forward(self.code, p, self.param)
         elif self.op == "sum":  # left to right, as value_sum
             total = p[0] if p else 0.0
             for term in p[1:]:
@@ -104,7 +120,9 @@ class M:
         if self.op == "neg":
             return [-1.0]
         if self.op == "relu":
-            return [1.0 if self.data > 0 else 0.0]
+            return [0.0 if self.data <= 0 else 1.0]
+        if self.op == "table":
+            return op_reference.slopes(self.code, p, self.param, self.data)
         if self.op == "sum":
             return [1.0] * len(p)
         if self.op == "neuron":
@@ -149,7 +167,8 @@ def model_backward(root: M) -> None:
 def model_deepcopy(root: M, memo: dict[int, M]) -> M:
     for node in topo(root):
         if id(node) not in memo:
-            twin = M(node.op, [memo[id(q)] for q in node.prev], node.data)
+            twin = M(node.op, [memo[id(q)] for q in node.prev], node.data, node.code,
+                     node.param)
             twin.grad = node.grad
             memo[id(node)] = twin
     return memo[id(root)]
@@ -201,6 +220,46 @@ def model_form(models: list[M | float], form: str) -> list[M]:
 
 
 numbers = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False).map(lambda x: round(x, 3))
+
+# The ops of the table whose formulas the model knows, by the name it gives them.
+KNOWN = {_lib.OP_ADD: "+", _lib.OP_SUB: "-", _lib.OP_MUL: "*", _lib.OP_NEG: "neg",
+         _lib.OP_RELU: "relu"}
+UNARY_METHODS = [method for method in OP_METHODS if method.form == "unary"]
+OTHER_METHODS = [method for method in OP_METHODS if method.form != "unary"]
+op_reference.import_reference_for(m for m in OP_METHODS if m.op.code not in KNOWN)
+# The ops made by rules of their own: leaves, sums, custom nodes, networks' neurons.
+STRUCTURAL_RULES = {_lib.OP_LEAF: "leaf", _lib.OP_SUM: "sum", _lib.OP_CUSTOM: "custom",
+                    _lib.OP_NEURON: "forward"}
+
+
+def model_of(method: OpMethod, operands: list[M], number: float, made: Value) -> M:
+    """The model of the node ``made`` by ``method`` from Values modelled by
+    ``operands`` (and ``number``): a known op by its formula; any other op by its own
+    rules on leaves, once checked against the reference and finite differences."""
+    param = 0.0
+    if method.form == "number" and method.op.takes_param:
+        param = number  # x ** 2.0: the exponent is the op's constant
+    elif method.form == "number":
+        operands = operands + [M.leaf(number)]
+    elif method.form == "reflected":
+        operands = [M.leaf(number)] + operands
+    if method.op.code in KNOWN:
+        return M.of(KNOWN[method.op.code], *operands)
+    node = M("table", operands, 0.0, method.op.code, param)
+    node.forward()
+    op_reference.check_op(method.op, [q.data for q in operands], param, made.data)
+    return node
+
+
+def test_the_machine_draws_every_op_of_the_table() -> None:
+    """Its rules make every op of the library's op table: every Value method of
+    tests/op_methods.py, and the others by rules of their own."""
+    assert {str(m) for m in UNARY_METHODS + OTHER_METHODS} == {str(m) for m in OP_METHODS}
+    assert all(callable(getattr(PythonAPIMachine, rule)) for rule in STRUCTURAL_RULES.values())
+    assert set(STRUCTURAL_RULES) == STRUCTURAL_OPS
+    drawn = {method.op.code for method in OP_METHODS} | set(STRUCTURAL_RULES)
+    assert drawn == {op.code for op in _lib.OPS}
+
 
 # ---------------------------------------------------------------------------------
 # The machine
@@ -280,20 +339,21 @@ class PythonAPIMachine(RuleBasedStateMachine):
         self.held.append((Value(x), M.leaf(x)))
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), op=st.sampled_from(["+", "-", "*"]), with_number=st.booleans())
-    def binary(self, data: st.DataObject, op: str, with_number: bool) -> None:
-        (a, ma), (b, mb) = self._pick(data, 2)
-        if with_number:
-            x = data.draw(numbers)
-            b, mb = x, M.leaf(x)  # type: ignore[assignment]
-        result = {"+": a + b, "-": a - b, "*": a * b}[op]
-        self.held.append((result, M.of(op, ma, mb)))
+    @rule(data=st.data(), method=st.sampled_from(OTHER_METHODS))
+    def binary(self, data: st.DataObject, method: OpMethod) -> None:
+        """Two Values (``x * y``), or a Value and a number on either side (``x * 2``,
+        ``2 * x``)."""
+        pairs = self._pick(data, method.operands)
+        number = data.draw(numbers) if method.operands == 1 else 2.0
+        result = method.apply([v for v, _ in pairs], number)
+        self.held.append((result, model_of(method, [m for _, m in pairs], number, result)))
 
     @precondition(lambda self: self.held)
-    @rule(data=st.data(), op=st.sampled_from(["neg", "relu"]))
-    def unary(self, data: st.DataObject, op: str) -> None:
+    @rule(data=st.data(), method=st.sampled_from(UNARY_METHODS))
+    def unary(self, data: st.DataObject, method: OpMethod) -> None:
         (a, ma), = self._pick(data)
-        self.held.append((-a if op == "neg" else a.relu(), M.of(op, ma)))
+        result = method.apply([a])
+        self.held.append((result, model_of(method, [ma], 0.0, result)))
 
     @rule(data=st.data(), form=st.sampled_from(FORMS))
     def sum(self, data: st.DataObject, form: str) -> None:
