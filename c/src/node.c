@@ -233,3 +233,32 @@ void mc_release_fresh(Value *v)
      * takes it from 2 (the creator's and the holder's) to 1 (the holder's). */
     COUNT_STORE(v, 1, __ATOMIC_RELAXED);
 }
+
+/*
+ * Batched releases. Checked first, all of them, so that a bad entry leaves every
+ * reference with the caller (as the other *_many functions change nothing on a bad
+ * entry); then each goes through value_release itself, which keeps this function
+ * independent of how a single release is done.
+ */
+int value_release_many(int32_t n, Value *const *nodes)
+{
+    if (n < 0)
+        return mc_error(MICROCRAD_ERR_ARGUMENT, "value_release_many: n must be >= 0, got %ld",
+                        (long)n);
+    if (n > 0 && !nodes)
+        return mc_error(MICROCRAD_ERR_NULL, "value_release_many: nodes is NULL with n = %ld",
+                        (long)n);
+    for (int32_t i = 0; i < n; i++) {
+        if (nodes[i] && !mc_is_live(nodes[i], MC_MAGIC_VALUE))
+            return mc_check_failed(nodes[i], MC_KIND_VALUE, "value_release_many", 2, "nodes", i);
+    }
+    int status = MICROCRAD_OK;
+    for (int32_t i = 0; i < n; i++) {
+        /* Only an entry freed by an earlier one's release can fail here (see the
+         * header); the rest are still given back. */
+        int released = value_release(nodes[i]);
+        if (released != MICROCRAD_OK && status == MICROCRAD_OK)
+            status = released;
+    }
+    return status;
+}
