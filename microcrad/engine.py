@@ -24,6 +24,14 @@ Python overhead of each operation is most of its cost, so each operator is a clo
 made by ``_binary_op`` or ``_unary_op`` that holds its C functions in cells and calls
 no helper.
 
+A dropped Value does not call the library: its ``__del__`` adds the node to a list of
+pending releases, which goes to the library in one call (value_release_many) when it
+holds ``_lib.PENDING_BOUND`` (256) nodes. So a dropped Value's graph is freed a little
+later than the Value: at the latest after that many more drops, or when anything reads
+what a release changes (``microcrad.live_values()``, ``microcrad.trim()``, reference
+counts), or after a garbage collection, or at interpreter exit (after which Values
+release at once); ``_lib._releases`` explains.
+
 ``data`` and ``grad`` are read and written in place, through a view of the node's
 struct, except in builds for sanitizers and Valgrind (``_lib._nodes`` explains).
 
@@ -272,6 +280,11 @@ class Value(_ValueSlots):
 
     Both texts are kept with the C node: every handle of the node sees them, and
     ``microcrad.viz`` draws them.
+
+    A Value owns one reference to its node. When the Value is dropped, that reference
+    goes back in a batch with those of other dropped Values (see the module's
+    docstring): counts (``microcrad.live_values()``, reference counts) make the waiting
+    releases first, so they are exact as soon as the Value is gone.
 
     Raises:
         TypeError: ``data`` is not a real number, a child is not a Value, ``_op`` or

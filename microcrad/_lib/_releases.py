@@ -44,10 +44,11 @@ from typing import Callable
 from microcrad._lib._loading import c
 
 # How many dropped Values wait before their references go back in one call. Measured
-# with tools/bench.py's Python table: from 64 to 4096 the cost per operation is the
-# same within noise (the call is then at most a few ns per release), below that it
-# grows; 1024 keeps what waits small (8 KB of addresses, and the graphs they hold).
-BOUND = 1024
+# with callgrind (a loop of `c = a * b`, instructions per operation, the call's own
+# cost included): 8,299 at 16, 7,974 at 64, 7,890 at 256, 7,957 at 1,024 and 8,008 at
+# 4,096; one value_release per drop cost 9,178. Flat from 64 up, so the smallest
+# flat point: what waits stays small (2 KB of addresses, and the graphs they hold).
+BOUND = 256
 
 
 def _address_typecode() -> str:
