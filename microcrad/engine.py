@@ -668,7 +668,9 @@ Value._ptr = property(  # type: ignore[attr-defined]
 )
 
 
-def _release_at_once(self: Value, _release: Callable[[int], int] = _lib.release_function()) -> None:
+def _release_at_once(
+    self: Value, _release: Callable[[int], int] = _lib.release_function()
+) -> None:
     """``Value.__del__`` once the interpreter exits: gives the node's reference back at
     once, as nothing would make a pending release any more.
 
