@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import gc
+import os
 import subprocess
 import sys
 import threading
@@ -286,3 +287,22 @@ def test_the_exit_releases_what_waits_and_then_releases_at_once(tmp_path: Path) 
     assert "pending 50\n" in result.stdout
     assert "pending at exit 0\n" in result.stdout
     assert "live after teardown 0\n" in result.stdout
+    assert result.stderr == ""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_makes_its_own_pending_releases() -> None:
+    base = microcrad.live_values()
+    x = Value(1.0)
+    dropped = [x * float(i) for i in range(10)]
+    del dropped
+    assert len(pending) == 10
+    child = os.fork()
+    if child == 0:  # the child: its copies of the ten nodes are its own to free
+        status = 0 if _lib.ref_count(x._ptr) == 1 and len(pending) == 0 else 1
+        os._exit(status)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert len(pending) == 10, "the parent's releases are still its own"
+    del x
+    assert microcrad.live_values() == base

@@ -37,6 +37,7 @@ import array
 import atexit
 import ctypes
 import gc
+import os
 import threading
 from ctypes import c_int, c_int32, c_void_p
 from typing import Callable
@@ -130,6 +131,19 @@ def _flush_after_collection(phase: str, info: object, _flush: Callable[[], None]
 
 gc.callbacks.append(_flush_after_collection)
 atexit.register(flush)
+
+
+def _reset_after_fork() -> None:
+    """In a child process: a fresh ``_taking``, as another thread of the parent may
+    have held it at the fork (the child's pending releases are its own to make: it has
+    its own copy of every node and of every Value)."""
+    global _taking, _taker
+    _taking = threading.Lock()
+    _taker = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_after_fork)
 
 
 def live_values() -> int:
