@@ -197,7 +197,8 @@ def test_releases_that_drop_values_re_enter_without_deadlock_or_double_release()
     DropsValuesWhenFreed.counts.clear()
     ops = []
     for i in range(2 * BOUND):
-        dropper = DropsValuesWhenFreed([x * float(j) for j in range(3)])
+        # Three products and a custom op of its own, freed from inside the release.
+        dropper = DropsValuesWhenFreed([x * float(j) for j in range(3)] + [custom(x, x)])
         op = custom(x, x)
         function = op._backward
 
@@ -207,8 +208,8 @@ def test_releases_that_drop_values_re_enter_without_deadlock_or_double_release()
         op._backward = _backward
         ops.append(op)
         del dropper, function, _backward, op
-    # x's own reference, and per op: three products and the custom op's operand.
-    assert _lib.ref_count(x._ptr) == 1 + 2 * BOUND * 4
+    # x's own reference, and per op: three products and two custom ops' operands.
+    assert _lib.ref_count(x._ptr) == 1 + 2 * BOUND * 5
     del ops  # 2 * BOUND drops: each batch frees ops whose functions drop and flush
     assert microcrad.live_values() == base + 1
     assert len(DropsValuesWhenFreed.counts) == 2 * BOUND
