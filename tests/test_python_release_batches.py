@@ -307,3 +307,20 @@ def test_a_forked_child_makes_its_own_pending_releases() -> None:
     assert len(pending) == 10, "the parent's releases are still its own"
     del x
     assert microcrad.live_values() == base
+
+
+@pytest.mark.skipif(
+    bool(_lib.build_features() & (_lib.BUILD_ASAN | _lib.BUILD_VALGRIND)),
+    reason="reads a freed node's canary, which is the finding itself under ASan and Valgrind",
+)
+def test_a_reference_given_back_behind_a_values_back_costs_only_itself() -> None:
+    # A bug elsewhere (a raw value_release of a Value's node, as in lab 2) leaves a
+    # dead address in the batch: the library leaves it alone and still releases the
+    # rest of the batch, which one release per Value would have done too.
+    base = microcrad.live_values()
+    v = Value(1.0)
+    others = [Value(float(i)) for i in range(10)]
+    assert _lib.c.value_release(v._ptr) == _lib.OK  # freed now, behind v's back
+    del others  # ten pending releases, then the dead address
+    del v
+    assert microcrad.live_values() == base

@@ -279,19 +279,20 @@ MICROCRAD_API int value_release(Value *v);
  * entries are skipped, as value_release(NULL) does nothing; n == 0 does nothing (nodes
  * may then be NULL).
  *
- * Every entry is checked before any is released: when one (not NULL) is not a live
- * Value (released or foreign), nothing is released and the negative status that
- * value_release() would return for it is returned; the error message names the first
- * such entry ("nodes[i]"), so the caller still owns every reference. A node freed
+ * Each entry is treated as value_release() treats it: one that is not a live Value
+ * (released or foreign) is left alone and the others are still released, so a bad
+ * entry costs only itself, as it would in a loop of value_release() calls. The first
+ * bad entry's status is returned and its error names it ("nodes[i]"). A node freed
  * during the call by the release of an earlier entry (the array holds more references
- * to it than the caller owned) cannot be told from a live one by this check and is
- * the caller's error, as a second value_release() of it would be.
+ * to it than the caller owned) is the caller's error, as a second value_release() of
+ * it would be.
  *
  * Releasing may free nodes and run their release callbacks (value_set_backward), which
  * may release nodes in turn, with value_release() or value_release_many().
  * Returns MICROCRAD_OK, MICROCRAD_ERR_ARGUMENT when n is negative, MICROCRAD_ERR_NULL
  * when nodes is NULL while n > 0 (nothing is released in either case), or the status
- * of the first entry that is not a live Value. The array itself is only read.
+ * of the first entry that is not a live Value (every live one is still released).
+ * The array itself is only read.
  */
 MICROCRAD_API int value_release_many(int32_t n, Value *const *nodes);
 

@@ -235,10 +235,9 @@ void mc_release_fresh(Value *v)
 }
 
 /*
- * Batched releases. Checked first, all of them, so that a bad entry leaves every
- * reference with the caller (as the other *_many functions change nothing on a bad
- * entry); then each goes through value_release itself, which keeps this function
- * independent of how a single release is done.
+ * Batched releases: each entry exactly as value_release treats it, through
+ * value_release itself (which keeps this function independent of how a single
+ * release is done), except that a bad entry is reported under this function's name.
  */
 int value_release_many(int32_t n, Value *const *nodes)
 {
@@ -248,17 +247,17 @@ int value_release_many(int32_t n, Value *const *nodes)
     if (n > 0 && !nodes)
         return mc_error(MICROCRAD_ERR_NULL, "value_release_many: nodes is NULL with n = %ld",
                         (long)n);
-    for (int32_t i = 0; i < n; i++) {
-        if (nodes[i] && !mc_is_live(nodes[i], MC_MAGIC_VALUE))
-            return mc_check_failed(nodes[i], MC_KIND_VALUE, "value_release_many", 2, "nodes", i);
-    }
     int status = MICROCRAD_OK;
     for (int32_t i = 0; i < n; i++) {
-        /* Only an entry freed by an earlier one's release can fail here (see the
-         * header); the rest are still given back. */
-        int released = value_release(nodes[i]);
-        if (released != MICROCRAD_OK && status == MICROCRAD_OK)
-            status = released;
+        Value *v = nodes[i];
+        if (v && !mc_is_live(v, MC_MAGIC_VALUE)) {
+            /* Left alone, as value_release would; the rest are still the caller's
+             * references to give back. The first bad entry is the one reported. */
+            if (status == MICROCRAD_OK)
+                status = mc_check_failed(v, MC_KIND_VALUE, "value_release_many", 2, "nodes", i);
+            continue;
+        }
+        value_release(v);
     }
     return status;
 }

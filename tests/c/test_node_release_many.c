@@ -4,11 +4,11 @@
  *
  * microcrad_live_values() is the witness: every scenario returns it to where it began.
  * Checked: releases in order (an operand outlives its user until the user goes),
- * repeated entries (one reference each), NULL entries and n == 0, the refusals (n < 0,
- * a NULL array, an entry that is not a live Value: nothing is released, the message
- * names the entry), a long chain freed without recursion, release callbacks that
- * release more nodes with value_release_many from inside the call, and threads
- * giving back, in batches, nodes that other threads made.
+ * repeated entries (one reference each), NULL entries and n == 0, the refusals (n < 0
+ * and a NULL array release nothing; an entry that is not a live Value is left alone
+ * and reported by its slot while the others are released), a long chain freed without
+ * recursion, release callbacks that release more nodes with value_release_many from
+ * inside the call, and threads giving back, in batches, nodes that other threads made.
  */
 #define _POSIX_C_SOURCE 200809L
 
@@ -64,13 +64,11 @@ static void test_null_entries_and_empty_calls(void)
     CHECK_INT(value_release_many(0, nodes), MICROCRAD_OK);
 }
 
-static void test_refusals_release_nothing(void)
+static void test_bad_entries_cost_only_themselves(void)
 {
-    printf("refusals release nothing\n");
+    printf("bad entries cost only themselves\n");
     int64_t live0 = microcrad_live_values();
-    Value *a = value_create_leaf(1.0);
-    Value *b = value_create_leaf(2.0);
-    Value *nodes[3] = {a, b, NULL};
+    Value *nodes[3] = {NULL, NULL, NULL};
 
     microcrad_clear_error();
     CHECK_INT(value_release_many(-1, nodes), MICROCRAD_ERR_ARGUMENT);
@@ -79,36 +77,52 @@ static void test_refusals_release_nothing(void)
     CHECK_INT(value_release_many(2, NULL), MICROCRAD_ERR_NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_release_many");
 
-    /* A foreign object (no canary) after two live nodes: checked before any release. */
+    /* n < 0 releases nothing, even with live entries. */
+    nodes[0] = value_create_leaf(1.0);
+    CHECK_INT(value_release_many(-3, nodes), MICROCRAD_ERR_ARGUMENT);
+    CHECK_INT(value_ref_count(nodes[0]), 1);
+
+    /* A foreign object (no canary) between two live nodes: it is left alone, reported
+     * by its slot, and both live nodes are still released. */
     Value fake = {0};
-    nodes[2] = &fake;
+    nodes[1] = &fake;
+    nodes[2] = value_create_leaf(2.0);
+    CHECK_INT(microcrad_live_values(), live0 + 2);
+    microcrad_clear_error();
     CHECK_INT(value_release_many(3, nodes), MICROCRAD_ERR_FOREIGN);
     CHECK_INT(microcrad_last_status(), MICROCRAD_ERR_FOREIGN);
-    CHECK_CONTAINS(microcrad_last_error(), "value_release_many (nodes[2])");
-    CHECK_INT(value_ref_count(a), 1);
-    CHECK_INT(value_ref_count(b), 1);
-    CHECK_INT(microcrad_live_values(), live0 + 2);
+    CHECK_CONTAINS(microcrad_last_error(), "value_release_many (nodes[1])");
+    CHECK_INT(microcrad_live_values(), live0);
+    CHECK_INT(fake.ref_count, 0); /* not touched */
 
-    /* A misaligned pointer into a live node is foreign too. */
-    nodes[2] = (Value *)((char *)a + 1);
-    CHECK_INT(value_release_many(3, nodes), MICROCRAD_ERR_FOREIGN);
-    CHECK_CONTAINS(microcrad_last_error(), "nodes[2]");
-    CHECK_INT(microcrad_live_values(), live0 + 2);
+    /* A misaligned pointer into a live node is foreign too; the first bad entry is the
+     * one reported. */
+    Value *a = value_create_leaf(3.0);
+    Value *bad[3] = {(Value *)((char *)a + 1), &fake, a};
+    CHECK_INT(value_release_many(3, bad), MICROCRAD_ERR_FOREIGN);
+    CHECK_CONTAINS(microcrad_last_error(), "nodes[0]");
+    CHECK_INT(microcrad_live_values(), live0);
 
-    /* A released node: only where reading freed memory is not itself the finding
-     * (outside ASan and Valgrind, as in test_check.c). */
+    /* A released node, and a node that an earlier entry's release frees (the array
+     * holds two references to it and the caller owned one): reported, the others
+     * released. Only where reading freed memory is not itself the finding (outside
+     * ASan and Valgrind, as in test_check.c). */
     if (!(microcrad_build_features() & (MICROCRAD_BUILD_ASAN | MICROCRAD_BUILD_VALGRIND))) {
         Value *gone = value_create_leaf(5.0);
+        Value *b = value_create_leaf(6.0); /* made first: it must not reuse gone's block */
         CHECK_INT(value_release(gone), MICROCRAD_OK);
-        nodes[2] = gone;
-        CHECK_INT(value_release_many(3, nodes), MICROCRAD_ERR_RELEASED);
-        CHECK_CONTAINS(microcrad_last_error(), "nodes[2]");
-        CHECK_INT(microcrad_live_values(), live0 + 2);
-    }
+        Value *with_gone[2] = {gone, b};
+        CHECK_INT(value_release_many(2, with_gone), MICROCRAD_ERR_RELEASED);
+        CHECK_CONTAINS(microcrad_last_error(), "nodes[0]");
+        CHECK_INT(microcrad_live_values(), live0);
 
-    nodes[2] = NULL;
-    CHECK_INT(value_release_many(3, nodes), MICROCRAD_OK);
-    CHECK_INT(microcrad_live_values(), live0);
+        Value *once = value_create_leaf(7.0);
+        Value *c = value_create_leaf(8.0);
+        Value *twice[3] = {once, once, c};
+        CHECK_INT(value_release_many(3, twice), MICROCRAD_ERR_RELEASED);
+        CHECK_CONTAINS(microcrad_last_error(), "nodes[1]");
+        CHECK_INT(microcrad_live_values(), live0);
+    }
 }
 
 static void test_long_chain(void)
@@ -237,7 +251,7 @@ int main(void)
 {
     test_releases_in_order();
     test_null_entries_and_empty_calls();
-    test_refusals_release_nothing();
+    test_bad_entries_cost_only_themselves();
     test_long_chain();
     test_releases_inside_release_callbacks();
     test_threads();
