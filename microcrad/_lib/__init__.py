@@ -10,9 +10,10 @@ The rule of this package, kept by tests/test_import_structure.py:
   The other modules of microcrad call the functions named below, which check every
   result and raise on failure.
 * One exception, for speed: the operators of Value get the bound C constructors of
-  single ops from ``op_constructor`` (and ``Value.__del__`` gets value_release from
-  ``release_function``, and the pending releases of ``_releases``). These return a node address or None (the status); the caller
-  raises ``last_failure()`` on None.
+  single ops from ``op_constructor``. These return a node address or None (the
+  status); the caller raises ``last_failure()`` on None. Likewise ``Value.__del__``
+  appends to ``pending_releases`` itself (see ``_releases``), and once the interpreter
+  exits calls value_release from ``release_function``.
 * Every library object is wrapped alike: nodes, optimizers and tapes each have named
   functions here (``leaf``, ``sgd_create``, ``tape_create``, ...), and an ``int``
   handle above.
