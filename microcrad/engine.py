@@ -24,6 +24,14 @@ Python overhead of each operation is most of its cost, so each operator is a clo
 made by ``_binary_op`` or ``_unary_op`` that holds its C functions in cells and calls
 no helper.
 
+A dropped Value does not call the library: its ``__del__`` adds the node to a list of
+pending releases, which goes to the library in one call (value_release_many) when it
+holds ``_lib.PENDING_BOUND`` (256) nodes. So a dropped Value's graph is freed a little
+later than the Value: at the latest after that many more drops, or when anything reads
+what a release changes (``microcrad.live_values()``, ``microcrad.trim()``, reference
+counts), or after a garbage collection, or at interpreter exit (after which Values
+release at once); ``_lib._releases`` explains.
+
 ``data`` and ``grad`` are read and written in place, through a view of the node's
 struct, except in builds for sanitizers and Valgrind (``_lib._nodes`` explains).
 
@@ -33,6 +41,7 @@ explains why.
 
 from __future__ import annotations
 
+import atexit
 import math
 import warnings
 from collections.abc import Iterable
@@ -204,10 +213,18 @@ def _binary_op(
         if isinstance(other, Value):
             node = with_value(self._Value__node, other._Value__node)
         else:
-            number = other if type(other) is float else float_or_none(other)
-            if number is None:
-                # mypy takes NotImplemented for a Value only in methods named __add__ ...
-                return NotImplemented  # type: ignore[no-any-return]
+            # float and int (``x * 2``, ``x ** 2``) without a helper call; float_or_none
+            # takes every other kind of number.
+            kind = type(other)
+            if kind is float:
+                number = other
+            elif kind is int:
+                number = float(other)  # OverflowError for an int beyond a double
+            else:
+                number = float_or_none(other)
+                if number is None:
+                    # mypy takes NotImplemented for a Value only in methods named __add__ ...
+                    return NotImplemented  # type: ignore[no-any-return]
             node = with_number(self._Value__node, number)
         if node is None:
             raise _last_failure()
@@ -216,9 +233,15 @@ def _binary_op(
         return result
 
     def reflected(self: Value, other: Scalar) -> Value:
-        number = other if type(other) is float else float_or_none(other)
-        if number is None:
-            return NotImplemented  # type: ignore[no-any-return]
+        kind = type(other)
+        if kind is float:
+            number = other
+        elif kind is int:
+            number = float(other)
+        else:
+            number = float_or_none(other)
+            if number is None:
+                return NotImplemented  # type: ignore[no-any-return]
         node = number_with(number, self._Value__node)
         if node is None:
             raise _last_failure()
@@ -272,6 +295,11 @@ class Value(_ValueSlots):
     Both texts are kept with the C node: every handle of the node sees them, and
     ``microcrad.viz`` draws them.
 
+    A Value owns one reference to its node. When the Value is dropped, that reference
+    goes back in a batch with those of other dropped Values (see the module's
+    docstring): counts (``microcrad.live_values()``, reference counts) make the waiting
+    releases first, so they are exact as soon as the Value is gone.
+
     Raises:
         TypeError: ``data`` is not a real number, a child is not a Value, ``_op`` or
             ``label`` is not a str, or the object is already initialised.
@@ -319,9 +347,18 @@ class Value(_ValueSlots):
             _lib.set_label(node, label)
         _shared_handles.offer(self)
 
-    def __del__(self, _release: Callable[[int], int] = _lib.release_function()) -> None:
-        # _release is bound as a default argument because at interpreter shutdown the
-        # module's globals may already have been cleared to None.
+    def __del__(
+        self,
+        _pending: Any = _lib.pending_releases,
+        _defer: Callable[[int], None] = _lib.pending_releases.append,
+        _bound: int = _lib.PENDING_BOUND,
+        _release_batch: Callable[[], None] = _lib.release_batch,
+    ) -> None:
+        # The node's reference is given back later, with others, in one library call
+        # (_lib._releases): a call costs more than the rest of a Value's life. Every
+        # count (live_values, ref counts) takes the pending releases first. The
+        # helpers are bound as default arguments: fastest to reach, and still there
+        # when interpreter shutdown has cleared the module's globals.
         try:
             node = self._Value__node
         except AttributeError:
@@ -329,10 +366,9 @@ class Value(_ValueSlots):
         if node is None:
             return
         self._Value__node = None  # type: ignore[assignment]
-        # The status is not checked: it can only report a pointer that is not a live
-        # node, which this object's reference rules out, and an exception raised here
-        # could only be printed, not handled.
-        _release(node)
+        _defer(node)
+        if len(_pending) >= _bound:
+            _release_batch()
 
     # ---------------------------------------------------------------------------
     # The number and its gradient
@@ -644,3 +680,34 @@ def _read_only_ptr(self: Value, address: object) -> NoReturn:
 Value._ptr = property(  # type: ignore[attr-defined]
     Value.__dict__["_Value__node"].__get__, _read_only_ptr, doc="The node's address (read-only)."
 )
+
+
+def _release_at_once(
+    self: Value, _release: Callable[[int], int] = _lib.release_function()
+) -> None:
+    """``Value.__del__`` once the interpreter exits: gives the node's reference back at
+    once, as nothing would make a pending release any more.
+
+    The status is not checked: it can only report a pointer that is not a live node,
+    which the object's reference rules out, and an exception raised here could only
+    be printed."""
+    try:
+        node = self._Value__node
+    except AttributeError:
+        return
+    if node is None:
+        return
+    self._Value__node = None  # type: ignore[assignment]
+    _release(node)
+
+
+def _release_at_once_from_now() -> None:
+    """At exit: Values freed from now on (by atexit handlers, module teardown and the
+    last collections) release their nodes at once, and what is pending goes now, so
+    that nothing is left for a leak checker to find. Registered after _lib's own
+    handlers, so it runs before them (atexit runs handlers last in, first out)."""
+    Value.__del__ = _release_at_once  # type: ignore[method-assign]
+    _lib.flush_releases()
+
+
+atexit.register(_release_at_once_from_now)

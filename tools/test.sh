@@ -121,7 +121,8 @@ python3 tools/memcheck.py tsan --no-build --each -- \
     build/tsan/tests/test_node_threads build/tsan/tests/test_alloc_threads \
     build/tsan/tests/test_scope build/tsan/tests/test_alloc_cross_thread \
     build/tsan/tests/test_alloc_trim \
-    build/tsan/tests/test_side_record
+    build/tsan/tests/test_side_record \
+    build/tsan/tests/test_node_release_many
 
 stage "ASan + UBSan + LeakSanitizer: the whole Python test suite"
 # The files left out here drive other programs (the labs and their runner, the

@@ -271,6 +271,31 @@ MICROCRAD_API int value_retain(Value *v);
  */
 MICROCRAD_API int value_release(Value *v);
 
+/**
+ * value_release() of nodes[0], nodes[1], ..., nodes[n-1], in that order, in one call:
+ * for callers where each call is costly (the Python package gives back the references
+ * of dropped Values in batches this way). Each entry is one reference the caller gives
+ * back, so a node may appear as many times as the caller holds references to it. NULL
+ * entries are skipped, as value_release(NULL) does nothing; n == 0 does nothing (nodes
+ * may then be NULL).
+ *
+ * Each entry is treated as value_release() treats it: one that is not a live Value
+ * (released or foreign) is left alone and the others are still released, so a bad
+ * entry costs only itself, as it would in a loop of value_release() calls. The first
+ * bad entry's status is returned and its error names it ("nodes[i]"). A node freed
+ * during the call by the release of an earlier entry (the array holds more references
+ * to it than the caller owned) is the caller's error, as a second value_release() of
+ * it would be.
+ *
+ * Releasing may free nodes and run their release callbacks (value_set_backward), which
+ * may release nodes in turn, with value_release() or value_release_many().
+ * Returns MICROCRAD_OK, MICROCRAD_ERR_ARGUMENT when n is negative, MICROCRAD_ERR_NULL
+ * when nodes is NULL while n > 0 (nothing is released in either case), or the status
+ * of the first entry that is not a live Value (every live one is still released).
+ * The array itself is only read.
+ */
+MICROCRAD_API int value_release_many(int32_t n, Value *const *nodes);
+
 /** The number of references held to `v`, or 0 (with an error) when v is not a live Value. */
 MICROCRAD_API uint32_t value_ref_count(const Value *v);
 

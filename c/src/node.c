@@ -280,3 +280,31 @@ void mc_release_fresh(Value *v)
      * takes it from 2 (the creator's and the holder's) to 1 (the holder's). */
     COUNT_STORE(v, 1, __ATOMIC_RELAXED);
 }
+
+/*
+ * Batched releases: each entry exactly as value_release treats it, through
+ * value_release itself (which keeps this function independent of how a single
+ * release is done), except that a bad entry is reported under this function's name.
+ */
+int value_release_many(int32_t n, Value *const *nodes)
+{
+    if (n < 0)
+        return mc_error(MICROCRAD_ERR_ARGUMENT, "value_release_many: n must be >= 0, got %ld",
+                        (long)n);
+    if (n > 0 && !nodes)
+        return mc_error(MICROCRAD_ERR_NULL, "value_release_many: nodes is NULL with n = %ld",
+                        (long)n);
+    int status = MICROCRAD_OK;
+    for (int32_t i = 0; i < n; i++) {
+        Value *v = nodes[i];
+        if (v && !mc_is_live(v, MC_MAGIC_VALUE)) {
+            /* Left alone, as value_release would; the rest are still the caller's
+             * references to give back. The first bad entry is the one reported. */
+            if (status == MICROCRAD_OK)
+                status = mc_check_failed(v, MC_KIND_VALUE, "value_release_many", 2, "nodes", i);
+            continue;
+        }
+        value_release(v);
+    }
+    return status;
+}

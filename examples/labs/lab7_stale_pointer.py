@@ -24,8 +24,8 @@ def main() -> None:
 
     address = loss._ptr
     print(f"d loss/d x = {x.grad}")
-    del loss  # the last reference: the node is freed here
-
+    del loss  # the last reference: the node's release waits with other dropped Values'
+    _lib.flush_releases()  # as after any count or collection: the node is freed here
     reported = _lib.check_number(_lib.c.value_data(address), address)
     print(f"loss = {reported}")
 

@@ -10,22 +10,25 @@ The rule of this package, kept by tests/test_import_structure.py:
   The other modules of microcrad call the functions named below, which check every
   result and raise on failure.
 * One exception, for speed: the operators of Value get the bound C constructors of
-  single ops from ``op_constructor`` (and ``Value.__del__`` gets value_release from
-  ``release_function``). These return a node address or None (the status); the caller
-  raises ``last_failure()`` on None.
+  single ops from ``op_constructor``. These return a node address or None (the
+  status); the caller raises ``last_failure()`` on None. Likewise ``Value.__del__``
+  appends to ``pending_releases`` itself (see ``_releases``), and once the interpreter
+  exits calls value_release from ``release_function``.
 * Every library object is wrapped alike: nodes, optimizers and tapes each have named
   functions here (``leaf``, ``sgd_create``, ``tape_create``, ...), and an ``int``
   handle above.
 * ``c`` itself is exported for tests only (to reach the library below this layer).
 * No module of ``_lib`` imports anything else of microcrad; the modules import each
-  other in this order only: ``_loading``, ``_errors``, ``_arrays``, ``_nodes``,
-  ``_graphs``.
+  other in this order only: ``_loading``, ``_releases``, ``_errors``, ``_arrays``,
+  ``_nodes``, ``_graphs``.
 
 The modules:
 
 * ``_loading``: finding and opening the library (``c``), the C signature of each
   function (all called with the GIL held), the numbers of microcrad.h, the op table,
   and what the library says about itself (version, build features, live nodes);
+* ``_releases``: the references of dropped Values, given back in batches, and the
+  counts that take those releases first (live values, trim);
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, made only by ``pin`` (which holds the Values
   that own the nodes) or owning references of their own, and bulk data/grad access;
@@ -60,7 +63,6 @@ from microcrad._lib._loading import (
     LIBRARY_ENV_VAR,
     LIBRARY_FILE_NAME,
     library_version,
-    live_values,
     MAGIC_LIVE,
     MAX_REF_COUNT,
     OK,
@@ -84,6 +86,13 @@ from microcrad._lib._loading import (
     OP_TANH,
     graph_lock,
     release_function,
+)
+from microcrad._lib._releases import (
+    BOUND as PENDING_BOUND,
+    flush as flush_releases,
+    live_values,
+    pending as pending_releases,
+    release_batch,
     trim,
 )
 from microcrad._lib._errors import (
@@ -193,6 +202,7 @@ __all__ = [
     "ERR_OVERFLOW",
     "ERR_RELEASED",
     "exception_for_status",
+    "flush_releases",
     "grad_of",
     "has_python_backward",
     "label_of",
@@ -242,12 +252,15 @@ __all__ = [
     "optimizer_step_zero_grad",
     "optimizer_zero_grad",
     "param_of",
+    "PENDING_BOUND",
+    "pending_releases",
     "pin",
     "pin_nodes",
     "PinnedNodes",
     "prev",
     "ref_count",
     "release",
+    "release_batch",
     "release_function",
     "ReleasedValueError",
     "remove_backward",

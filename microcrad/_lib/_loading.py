@@ -99,6 +99,7 @@ SIGNATURES: list[tuple[str, Any, list[Any]]] = [
     # references
     ("value_retain", c_int, [_node]),
     ("value_release", c_int, [_node]),
+    ("value_release_many", c_int, [c_int32, _nodes]),
     ("value_ref_count", c_uint32, [_node]),
     # scopes (for C programs; the Python layer owns its references one by one)
     ("microcrad_scope_begin", _handle, []),
@@ -383,8 +384,9 @@ def op_constructor(name: str, shape: str) -> Callable[..., int | None]:
 
 
 def release_function() -> Callable[[int], int]:
-    """value_release itself, for ``Value.__del__`` (which binds it early, as it may run
-    at interpreter shutdown): gives back one reference and returns the status."""
+    """value_release itself, for ``Value.__del__`` once the interpreter exits (it binds
+    it early, as it may run at interpreter shutdown; until then releases are batched,
+    see ``_releases``): gives back one reference and returns the status."""
     release: Callable[[int], int] = c.value_release
     return release
 
