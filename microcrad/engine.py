@@ -30,7 +30,7 @@ holds ``_lib.PENDING_BOUND`` (256) nodes. So a dropped Value's graph is freed a 
 later than the Value: at the latest after that many more drops, or when anything reads
 what a release changes (``microcrad.live_values()``, ``microcrad.trim()``, reference
 counts), or after a garbage collection, or at interpreter exit (after which Values
-release at once); ``_lib._releases`` explains.
+release at once); ``_lib._arrays`` explains.
 
 ``data`` and ``grad`` are read and written in place, through a view of the node's
 struct, except in builds for sanitizers and Valgrind (``_lib._nodes`` explains).
@@ -355,7 +355,7 @@ class Value(_ValueSlots):
         _release_batch: Callable[[], None] = _lib.release_batch,
     ) -> None:
         # The node's reference is given back later, with others, in one library call
-        # (_lib._releases): a call costs more than the rest of a Value's life. Every
+        # (_lib._arrays): a call costs more than the rest of a Value's life. Every
         # count (live_values, ref counts) takes the pending releases first. The
         # helpers are bound as default arguments: fastest to reach, and still there
         # when interpreter shutdown has cleared the module's globals.

@@ -12,14 +12,14 @@ The rule of this package, kept by tests/test_import_structure.py:
 * One exception, for speed: the operators of Value get the bound C constructors of
   single ops from ``op_constructor``. These return a node address or None (the
   status); the caller raises ``last_failure()`` on None. Likewise ``Value.__del__``
-  appends to ``pending_releases`` itself (see ``_releases``), and once the interpreter
+  appends to ``pending_releases`` itself (see ``_arrays``), and once the interpreter
   exits calls value_release from ``release_function``.
 * Every library object is wrapped alike: nodes, optimizers and tapes each have named
   functions here (``leaf``, ``sgd_create``, ``tape_create``, ...), and an ``int``
   handle above.
 * ``c`` itself is exported for tests only (to reach the library below this layer).
 * No module of ``_lib`` imports anything else of microcrad; the modules import each
-  other in this order only: ``_loading``, ``_releases``, ``_errors``, ``_arrays``,
+  other in this order only: ``_loading``, ``_errors``, ``_arrays``,
   ``_nodes``, ``_graphs``.
 
 The modules:
@@ -27,11 +27,11 @@ The modules:
 * ``_loading``: finding and opening the library (``c``), the C signature of each
   function (all called with the GIL held), the numbers of microcrad.h, the op table,
   and what the library says about itself (version, build features, live nodes);
-* ``_releases``: the references of dropped Values, given back in batches, and the
-  counts that take those releases first (live values, trim);
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, made only by ``pin`` (which holds the Values
   that own the nodes) or owning references of their own, and bulk data/grad access;
+  and the addresses of the nodes that dropped Values gave up, given back in batches,
+  with the counts that take those releases first (live values, trim);
 * ``_nodes``: making and inspecting nodes, their data and grad (in place or checked),
   and what is kept with a node (labels, op texts, Python backward functions);
 * ``_graphs``: DOT pictures of graphs, optimizers and tapes.
@@ -87,14 +87,6 @@ from microcrad._lib._loading import (
     graph_lock,
     release_function,
 )
-from microcrad._lib._releases import (
-    BOUND as PENDING_BOUND,
-    flush as flush_releases,
-    live_values,
-    pending as pending_releases,
-    release_batch,
-    trim,
-)
 from microcrad._lib._errors import (
     check_number,
     check_status,
@@ -113,6 +105,12 @@ from microcrad._lib._arrays import (
     pin_nodes,
     PinnedNodes,
     Uncopyable,
+    BOUND as PENDING_BOUND,
+    flush as flush_releases,
+    live_values,
+    pending as pending_releases,
+    release_batch,
+    trim,
 )
 from microcrad._lib._nodes import (
     create_op,

@@ -386,7 +386,7 @@ def op_constructor(name: str, shape: str) -> Callable[..., int | None]:
 def release_function() -> Callable[[int], int]:
     """value_release itself, for ``Value.__del__`` once the interpreter exits (it binds
     it early, as it may run at interpreter shutdown; until then releases are batched,
-    see ``_releases``): gives back one reference and returns the status."""
+    see ``_arrays``): gives back one reference and returns the status."""
     release: Callable[[int], int] = c.value_release
     return release
 

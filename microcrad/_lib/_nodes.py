@@ -42,7 +42,7 @@ from microcrad._lib._loading import (
     c,
     graph_lock,
 )
-from microcrad._lib._releases import flush
+from microcrad._lib._arrays import flush
 
 
 
@@ -72,7 +72,7 @@ def retain(node: int) -> None:
 
 def ref_count(node: int) -> int:
     """How many references ``node`` has (0 for a pointer that is not a live node),
-    after the pending releases of dropped Values (see ``_releases``)."""
+    after the pending releases of dropped Values (see ``_arrays``)."""
     flush()
     count: int = c.value_ref_count(node)
     return count
