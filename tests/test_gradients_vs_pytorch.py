@@ -25,7 +25,10 @@ written here (and in the README's Numbers section):
 3. exp, log and tanh use the C library, as micrograd's Python `math` does. PyTorch's CPU
    kernels use SLEEF's vectorised versions (within 1 ulp, but not the same bits), so
    the reference computes these three forwards with `math` and keeps PyTorch's
-   backward formulas.
+   backward formulas. The same goes for the log in the gradient of a power with
+   respect to its exponent, g * (a**p * log(a)): the reference keeps PyTorch's formula
+   and masks, with the C library's log (0.551 ** x at x = -3.7e-164 gave log(0.551)
+   one ulp apart).
 4. tanh's gradient g * (1 - y*y) rounds `y*y` and the subtraction separately, as
    micrograd does. PyTorch's kernel, compiled with fused multiply-add on CPUs that
    have it, rounds `1 - y*y` once there; the reference uses PyTorch's formula with
@@ -78,8 +81,9 @@ ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
 
 
 # ---------------------------------------------------------------------------------
-# The reference ops: PyTorch, with the forward of exp, log and tanh from the C library
-# (rule 3) and tanh's gradient with separate roundings (rule 4).
+# The reference ops: PyTorch, with the forward of exp, log and tanh, and the log in
+# pow's exponent gradient, from the C library (rule 3), and tanh's gradient with
+# separate roundings (rule 4).
 # ---------------------------------------------------------------------------------
 
 
@@ -141,6 +145,29 @@ class _Tanh(torch.autograd.Function):
         return grad * (1.0 - result * result)
 
 
+class _Pow(torch.autograd.Function):
+    """a ** p as PyTorch computes it, forward and gradients, except the log in the
+    exponent's gradient, which comes from the C library (rule 3): PyTorch's formula
+    grad * where(a == 0 and p >= 0, 0, a**p * log(a))."""
+
+    @staticmethod
+    def forward(ctx: Any, a: Any, p: Any) -> Any:
+        ctx.save_for_backward(a, p)
+        return torch.pow(a, p)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Any) -> Any:
+        a, p = ctx.saved_tensors
+        with torch.enable_grad():
+            base = a.detach().requires_grad_()
+            (base_grad,) = torch.autograd.grad(torch.pow(base, p.detach()), base, grad)
+        result = torch.pow(a, p)
+        log_a = torch.tensor(_libm_log(a.item()), dtype=F64)
+        masked = torch.logical_and(a == 0, p >= 0)
+        exponent_grad = grad * torch.where(masked, torch.zeros((), dtype=F64), result * log_a)
+        return base_grad, exponent_grad
+
+
 def _sum(*terms: Any) -> Any:
     """Left to right, as value_sum adds; one term passes through, none gives 0."""
     if not terms:
@@ -189,6 +216,8 @@ TORCH_OVERRIDES: dict[str, Callable[..., Any]] = {
     "exp": _Exp.apply,
     "log": _Log.apply,
     "tanh": _Tanh.apply,
+    "__pow__": _Pow.apply,
+    "__rpow__": _Pow.apply,  # on microcrad's operands: the number's leaf, then a
 }
 
 # The layout of each way of calling an operator (see tests/op_methods.py).
@@ -533,6 +562,19 @@ def test_power_masks_sit_where_pytorch_puts_them(incoming: float) -> None:
     constant = Value(3.0)
     ((constant ** 0.0) * incoming).backward()
     assert same(constant.grad, 0.0)
+
+
+def test_power_exponent_gradient_takes_the_c_librarys_log() -> None:
+    # 0.551 ** x at x = -3.7e-164 is 1.0, so d/dx is log(0.551): the C library's, one
+    # ulp from the log PyTorch's kernel takes (rule 3).
+    program = Program(
+        leaves=(-3.74232555894717e-164,),
+        steps=(Step("__rpow__[reflected]", (0,), 0.5510469168617353),),
+    )
+    assert mismatches(program) == []
+    x = Value(-3.74232555894717e-164)
+    (0.5510469168617353 ** x).backward()
+    assert same(x.grad, math.log(0.5510469168617353))
 
 
 def test_relu_keeps_negative_zero() -> None:
