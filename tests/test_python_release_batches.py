@@ -324,3 +324,83 @@ def test_a_reference_given_back_behind_a_values_back_costs_only_itself() -> None
     del others  # ten pending releases, then the dead address
     del v
     assert microcrad.live_values() == base
+
+
+def _run_at_line_of_take(line_text: str, action: object) -> None:
+    """Runs ``action()`` when ``_arrays._take`` reaches the line that reads
+    ``line_text``, as a signal handler may run there: between two bytecodes of the
+    main thread, after any call (the lock's acquire or release)."""
+    import inspect
+
+    from microcrad._lib import _arrays
+
+    lines, first = inspect.getsourcelines(_arrays._take)
+    (target,) = [first + i for i, text in enumerate(lines) if text.strip() == line_text]
+    code = _arrays._take.__code__
+
+    def local(frame: object, event: str, arg: object) -> object:
+        if event == "line" and frame.f_lineno == target:  # type: ignore[attr-defined]
+            frame.f_trace = None  # type: ignore[attr-defined]
+            sys.settrace(None)
+            action()  # type: ignore[operator]
+        return local
+
+    def tracer(frame: object, event: str, arg: object) -> object:
+        return local if frame.f_code is code else None  # type: ignore[attr-defined]
+
+    sys.settrace(tracer)
+
+
+def test_a_signal_handler_that_counts_just_after_the_lock_is_taken_does_not_deadlock() -> None:
+    # A signal handler runs on the main thread after any call returns, so also right
+    # after _take's acquire returned and before it marked the thread as the taker. A
+    # handler that drops Values or counts there (live_values) must not wait for the
+    # lock its own thread holds. Run in a child, which a deadlock would hang.
+    script = (
+        "import sys\n"
+        f"sys.path[:0] = [{str(Path(microcrad.__file__).parent.parent)!r}, "
+        f"{str(Path(__file__).parent)!r}]\n"
+        "import microcrad\n"
+        "from microcrad.engine import Value\n"
+        "from test_python_release_batches import _run_at_line_of_take\n"
+        "x = Value(1.0)\n"
+        "dropped = [x * 2.0 for _ in range(10)]\n"
+        "counts = []\n"
+        "_run_at_line_of_take('_taker = me', lambda: counts.append(microcrad.live_values()))\n"
+        "del dropped\n"
+        "microcrad.live_values()\n"
+        "sys.settrace(None)\n"
+        "print('counts', counts, 'live', microcrad.live_values(), flush=True)\n"
+    )
+    try:
+        result = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=30
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a count taken by a signal handler just after the lock was taken deadlocked")
+    assert result.returncode == 0, result.stderr
+    assert "counts [1] live 1\n" in result.stdout
+
+
+def test_an_exception_raised_just_after_a_batch_is_taken_loses_none_of_it() -> None:
+    # A signal handler may raise (KeyboardInterrupt) on the line after the lock is
+    # given back, when the batch is out of the pending list and not yet released: the
+    # batch must still be released, and the exception still reach the caller.
+    base = microcrad.live_values()
+    x = Value(1.0)
+    dropped = [x * 2.0 for _ in range(10)]
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    _run_at_line_of_take("if taken is not None:", interrupt)
+    del dropped
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            microcrad.live_values()
+    finally:
+        sys.settrace(None)
+    assert len(pending) == 0
+    assert _lib.ref_count(x._ptr) == 1, "the batch taken when the exception came was lost"
+    del x
+    assert microcrad.live_values() == base
