@@ -438,3 +438,30 @@ def test_dropped_nodes_of_many_operands_do_not_pile_up_in_the_pending_list(make:
         gc.enable()
     # Two results alive at most: the new one, and the last one until it is dropped.
     assert most <= 2 * per_step, f"{most} nodes alive at once: dropped results wait in the pending list"
+
+
+def test_every_live_values_and_trim_in_the_package_takes_the_pending_releases() -> None:
+    # A count read through any module of the package, not only microcrad.live_values,
+    # must be exact: a copy that reads the library's count directly would count the
+    # nodes of dropped Values as alive.
+    import importlib
+    import pkgutil
+
+    modules = [microcrad] + [
+        importlib.import_module(info.name)
+        for info in pkgutil.walk_packages(microcrad.__path__, "microcrad.")
+    ]
+    readers = {
+        (module.__name__, name): getattr(module, name)
+        for module in modules
+        for name in ("live_values", "trim")
+        if callable(getattr(module, name, None))
+    }
+    assert ("microcrad", "live_values") in readers
+    x = Value(1.0)
+    for where, reader in readers.items():
+        dropped = [x * 2.0 for _ in range(3)]
+        del dropped
+        assert len(pending) >= 3
+        reader()
+        assert len(pending) == 0, f"{'.'.join(where)} reads a count without the pending releases"
