@@ -287,6 +287,9 @@ class BulkNodes(Uncopyable):
 #   ``gc.callbacks`` hook), so that dropping a Value and collecting frees its graph;
 # * interpreter exit, after which ``Value.__del__`` releases at once (``microcrad.engine``
 #   switches it), so that objects freed while Python shuts down do not leak.
+# * before a node of more operands than ``BOUND`` is made (``Value.sum``, a neuron:
+#   ``_nodes``), so that a loop making one such node a step, and dropping one Value a
+#   step, does not keep up to ``BOUND`` of them waiting.
 #
 # Threads. ``pending`` is appended to without a lock (``array.append`` is atomic under
 # the GIL). Taking its contents is done under ``_taking``, a re-entrant lock (a signal
@@ -308,7 +311,8 @@ class BulkNodes(Uncopyable):
 # with callgrind (a loop of `c = a * b`, instructions per operation, the call's own
 # cost included): 8,299 at 16, 7,974 at 64, 7,890 at 256, 7,957 at 1,024 and 8,008 at
 # 4,096; one value_release per drop cost 9,178. Flat from 64 up, so the smallest
-# flat point: what waits stays small (2 KB of addresses, and the graphs they hold).
+# flat point: what waits stays small (2 KB of addresses, and the graphs they hold; a
+# loop of nodes of many operands does not leave them waiting, see above).
 BOUND = 256
 
 
