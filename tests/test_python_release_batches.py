@@ -437,7 +437,9 @@ def test_dropped_nodes_of_many_operands_do_not_pile_up_in_the_pending_list(make:
     finally:
         gc.enable()
     # Two results alive at most: the new one, and the last one until it is dropped.
-    assert most <= 2 * per_step, f"{most} nodes alive at once: dropped results wait in the pending list"
+    assert most <= 2 * per_step, (
+        f"{most} nodes alive at once: dropped results wait in the pending list"
+    )
 
 
 def test_every_live_values_and_trim_in_the_package_takes_the_pending_releases() -> None:
