@@ -29,7 +29,8 @@ pending releases, which goes to the library in one call (value_release_many) whe
 holds ``_lib.PENDING_BOUND`` (256) nodes. So a dropped Value's graph is freed a little
 later than the Value: at the latest after that many more drops, or when anything reads
 what a release changes (``microcrad.live_values()``, ``microcrad.trim()``, reference
-counts), or after a garbage collection, or at interpreter exit (after which Values
+counts), or after a garbage collection, or before a node of more than that many
+operands is made (``Value.sum``, a neuron), or at interpreter exit (after which Values
 release at once); ``_lib._arrays`` explains.
 
 ``data`` and ``grad`` are read and written in place, through a view of the node's

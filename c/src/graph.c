@@ -227,8 +227,9 @@ int mc_backpropagate(Value *root, Value *const *interior, size_t n, const char *
  * so that nothing of this walk is left on the graph; the status is returned.
  *
  * A callback may drop the caller's references: before the first one runs, the pass
- * takes a reference to the root (*root_held set when it did), which keeps every node
- * of the order alive until the caller gives it back after the pass. Taking it there
+ * takes a reference to the root (*root_held 1 when it did, -1 when the count was
+ * saturated), which keeps every node of the order alive until the caller gives it
+ * back after the pass. Taking it there
  * rather than after a search of the order for callbacks spares a graph without any
  * (nearly all) a second pass over its nodes: on W1's 65k tree that pass was a fifth of
  * the backward time (perf: its loads of each node's op missed the cache).
@@ -253,9 +254,10 @@ static int backpropagate_marked(Value *root, Value *const *order, size_t n, int 
         if (!has_callback(v)) {
             apply_backward(v);
         } else {
-            /* A saturated count fails the retain: the caller's references are many. */
+            /* Tried once: a saturated count fails the retain (the caller's references
+             * are then many, and the pass does without), which is no error. */
             if (!*root_held)
-                *root_held = value_retain(root) == MICROCRAD_OK;
+                *root_held = mc_retain_quietly(root) ? 1 : -1;
             status = mc_run_backward_callback(v, "value_backward");
         }
         if (status != MICROCRAD_OK) {
@@ -287,7 +289,7 @@ int value_backward(Value *root)
     int root_held = 0;
     status = backpropagate_marked(root, order.items, order.len, &root_held);
     mc_free(order.items);
-    if (root_held)
+    if (root_held > 0)
         value_release(root);
     return status;
 }
@@ -303,7 +305,7 @@ int value_backward_step(Value *v)
         apply_backward(v);
         return MICROCRAD_OK;
     }
-    if (value_retain(v) != MICROCRAD_OK)
+    if (!mc_retain_quietly(v)) /* saturated: the caller's references are many */
         return mc_run_backward_callback(v, "value_backward_step");
     status = mc_run_backward_callback(v, "value_backward_step");
     value_release(v);

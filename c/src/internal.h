@@ -76,6 +76,11 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
  * data): the same result and errors, through a path written for two operands. */
 Value *mc_binary_new(const char *fn, microcrad_op op, Value *a, Value *b);
 
+/* Takes one more reference to `v`, a live Value, unless its count is at its maximum;
+ * returns whether it did. Records no error: for the library's own references, which
+ * it can do without (value_backward's hold on the root). */
+int mc_retain_quietly(Value *v);
+
 /* mc_node_new without the hand-out: the one reference belongs to the calling code, for
  * nodes the library keeps (a neuron's parameters) or builds on before returning. */
 Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, uint32_t n,

@@ -182,6 +182,8 @@ Value *value_create_leaf(double data)
     return mc_node_new("value_create_leaf", MICROCRAD_OP_LEAF, data, 0.0, 0, NULL);
 }
 
+int mc_retain_quietly(Value *v) { return try_retain(v); }
+
 int value_retain(Value *v)
 {
     int status = mc_check(v, MC_KIND_VALUE, "value_retain", 1);

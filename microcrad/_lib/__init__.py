@@ -26,7 +26,7 @@ The modules:
 
 * ``_loading``: finding and opening the library (``c``), the C signature of each
   function (all called with the GIL held), the numbers of microcrad.h, the op table,
-  and what the library says about itself (version, build features, live nodes);
+  and what the library says about itself (version, build features);
 * ``_errors``: failures turned into exceptions;
 * ``_arrays``: C arrays of node pointers, made only by ``pin`` (which holds the Values
   that own the nodes) or owning references of their own, and bulk data/grad access;

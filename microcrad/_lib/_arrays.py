@@ -287,9 +287,13 @@ class BulkNodes(Uncopyable):
 #   ``gc.callbacks`` hook), so that dropping a Value and collecting frees its graph;
 # * interpreter exit, after which ``Value.__del__`` releases at once (``microcrad.engine``
 #   switches it), so that objects freed while Python shuts down do not leak.
+# * before a node of more operands than ``BOUND`` is made (``Value.sum``, a neuron:
+#   ``_nodes``), so that a loop making one such node a step, and dropping one Value a
+#   step, does not keep up to ``BOUND`` of them waiting.
 #
 # Threads. ``pending`` is appended to without a lock (``array.append`` is atomic under
-# the GIL). Taking its contents is done under ``_taking``, a lock held only for a few
+# the GIL). Taking its contents is done under ``_taking``, a re-entrant lock (a signal
+# handler may run on the thread that holds it, see ``_take``) held only for a few
 # operations that allocate no garbage-collected object and so run no Python code
 # (no finalizer, no collection): a thread never waits on it for longer than those take,
 # and it is never held while the library runs, so release callbacks (a custom op's
@@ -307,7 +311,8 @@ class BulkNodes(Uncopyable):
 # with callgrind (a loop of `c = a * b`, instructions per operation, the call's own
 # cost included): 8,299 at 16, 7,974 at 64, 7,890 at 256, 7,957 at 1,024 and 8,008 at
 # 4,096; one value_release per drop cost 9,178. Flat from 64 up, so the smallest
-# flat point: what waits stays small (2 KB of addresses, and the graphs they hold).
+# flat point: what waits stays small (2 KB of addresses, and the graphs they hold; a
+# loop of nodes of many operands does not leave them waiting, see above).
 BOUND = 256
 
 
@@ -328,37 +333,47 @@ _release_many: Callable[[int, bytes], int] = c["value_release_many"]
 _release_many.restype = c_int  # type: ignore[attr-defined]
 _release_many.argtypes = [c_int32, c_void_p]  # type: ignore[attr-defined]
 
-_taking = threading.Lock()
+_taking = threading.RLock()
 # The thread holding `_taking` (threading.get_ident()), 0 when none: a signal handler
 # that runs on that thread inside the few lines that hold it must not wait for it.
 _taker = 0
 
 
-def _take() -> tuple[int, bytes]:
-    """Removes the addresses now in ``pending`` and returns their count and bytes (0 and
-    nothing when none are pending)."""
+def _take(batch: list[Any]) -> None:
+    """Removes the addresses now in ``pending`` and puts their count and bytes in
+    ``batch[0]`` and ``batch[1]`` (leaves ``batch`` as it is when none are pending).
+
+    The batch goes into the caller's list before the lock is given back, not out as
+    a return value: a signal handler may raise (KeyboardInterrupt) just after the
+    release of the lock, and the caller must still have the batch in hand to release
+    it (``release_batch``)."""
     global _taker
     me = threading.get_ident()
     while True:
         count = len(pending)
         if count == 0 or _taker == me:
-            return 0, b""
+            return
         # Made before the lock is taken: while it is held nothing is allocated that the
         # cyclic collector tracks, so no collection, finalizer or Python code can run on
         # this thread (a signal handler aside) and want the lock again.
         prefix = slice(count)
         taken = None
+        # Re-entrant: a signal handler can run on this thread just after acquire()
+        # returns, before _taker says so, and may count or drop Values; it must not
+        # wait for this thread. (Where _taker is set it returns at once, above.)
         _taking.acquire()
         try:
             _taker = me
             if len(pending) >= count:  # else another thread took some first: again
                 taken = pending.tobytes()  # bytes: not tracked by the collector
                 del pending[prefix]
+                batch[0] = count  # no call (so no signal handler) since the del
+                batch[1] = taken
         finally:
             _taker = 0
             _taking.release()
         if taken is not None:
-            return count, taken
+            return
 
 
 def release_batch() -> None:
@@ -368,11 +383,15 @@ def release_batch() -> None:
 
     The status is not checked: every address in ``pending`` is one reference that a
     dropped Value owned, which rules out a bad pointer, and this runs from
-    finalizers, where an exception could only be printed.
+    finalizers, where an exception could only be printed. An exception raised while
+    the batch is taken (by a signal handler) still lets the batch go back.
     """
-    count, taken = _take()
-    if count:
-        _release_many(count, taken)
+    batch: list[Any] = [0, b""]
+    try:
+        _take(batch)
+    finally:
+        if batch[0]:
+            _release_many(batch[0], batch[1])
 
 
 def flush() -> None:
@@ -397,7 +416,7 @@ def _reset_after_fork() -> None:
     have held it at the fork (the child's pending releases are its own to make: it has
     its own copy of every node and of every Value)."""
     global _taking, _taker
-    _taking = threading.Lock()
+    _taking = threading.RLock()
     _taker = 0
 
 

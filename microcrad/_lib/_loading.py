@@ -395,28 +395,8 @@ def release_function() -> Callable[[int], int]:
 # What the loaded library says about itself
 # -----------------------------------------------------------------------------
 
-def live_values() -> int:
-    """How many nodes the C library has allocated and not yet freed, in this process.
-
-    A graph is freed as soon as nothing refers to its root, so after the Python
-    objects of a computation are gone (and ``gc.collect()`` has run, if they were part
-    of reference cycles) this returns to its earlier value.
-    """
-    count: int = c.microcrad_live_values()
-    return count
-
-
-def trim() -> int:
-    """Returns idle node-pool memory to the system; the number of bytes given back.
-
-    Frees every pool chunk that holds no live node among the calling thread's chunks
-    (after taking back the nodes other threads released into them) and those of threads
-    that have exited. Useful after dropping a large graph in a long-running process. In
-    builds and processes where nodes come from plain malloc (sanitizers, Valgrind) it
-    returns 0.
-    """
-    released: int = c.microcrad_trim()
-    return released
+# The live-node count and trim() are in _arrays: they make the pending releases of
+# dropped Values first, which a reader here, below them, could not.
 
 
 def library_version() -> str:

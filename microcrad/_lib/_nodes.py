@@ -42,7 +42,7 @@ from microcrad._lib._loading import (
     c,
     graph_lock,
 )
-from microcrad._lib._arrays import flush
+from microcrad._lib._arrays import BOUND as _PENDING_BOUND, flush
 
 
 
@@ -93,8 +93,20 @@ def create_op(op: int, param: float, operands: PinnedNodes) -> int:
     return node_or_raise(c.value_create_op(op, param, operands.count, operands.array))
 
 
+def _make_room_for(operands: int) -> None:
+    """Before making a node of ``operands`` operands: when it has more than the pending
+    list holds addresses, the pending releases go first. Such a node weighs more than
+    the whole list (8 bytes an operand slot), and a loop that makes one a step drops
+    one Value a step: without this, up to ``BOUND`` dropped ones would wait at once
+    (``Value.sum`` over 100,000 parameters: 200 MB where one release per drop kept
+    5 MB). One call into the library is small next to making such a node."""
+    if operands > _PENDING_BOUND:
+        flush()
+
+
 def sum_of(terms: PinnedNodes) -> int:
     """A new node ``terms[0] + terms[1] + ...``, one n-ary sum."""
+    _make_room_for(terms.count)
     return node_or_raise(c.value_sum(terms.count, terms.array))
 
 
@@ -105,6 +117,7 @@ def neuron(weights: PinnedNodes, inputs: PinnedNodes, bias: PinnedNodes) -> int:
         raise ValueError(f"{weights.count} weights but {inputs.count} inputs")
     if bias.count != 1:
         raise ValueError(f"a neuron has one bias, got {bias.count}")
+    _make_room_for(weights.count)
     node = c.value_neuron(weights.count, weights.array, inputs.array, bias.nodes[0])
     return node_or_raise(node)
 
@@ -126,6 +139,7 @@ def neuron_forward(params: NodeArray, inputs: PinnedNodes, activation: int) -> i
     # C reads exactly n inputs: a shorter array would be read past its end.
     if inputs.count != n:
         raise ValueError(f"the neuron has {n} weights but got {inputs.count} inputs")
+    _make_room_for(n)
     # Both nodes in one call (value_neuron_activation): a call costs more than the C
     # work of a small neuron.
     node: int | None = c.value_neuron_activation(

@@ -351,6 +351,47 @@ static void test_wide(void)
     }
 }
 
+/* A custom op's step for test_saturated_root: passes the grad to its one operand. */
+static int pass_grad(Value *node, void *context)
+{
+    (void)context;
+    value_prev(node, 0)->grad += node->grad;
+    return 0;
+}
+
+/*
+ * A root whose count is at its maximum cannot be retained for the pass (the caller's
+ * references are then many, so the pass does without): value_backward and
+ * value_backward_step still succeed, and record no error, however many callbacks run.
+ * The first lazy version retried the retain at every callback and recorded (and
+ * printed) "value_retain: reference count is at its maximum" each time.
+ */
+static void test_saturated_root(void)
+{
+    printf("saturated root with callbacks\n");
+    Value *a = value_create_leaf(1.5);
+    Value *top = a;
+    CHECK_INT(value_retain(a), MICROCRAD_OK);
+    for (int i = 0; i < 3; i++) {
+        Value *ops[1] = {top};
+        Value *node = value_create(top->data, 1, ops);
+        CHECK_INT(value_set_backward(node, pass_grad, NULL, NULL), MICROCRAD_OK);
+        value_release(top);
+        top = node;
+    }
+    __atomic_store_n(&top->ref_count, UINT32_MAX, __ATOMIC_RELAXED);
+    microcrad_clear_error();
+    CHECK_INT(value_backward(top), MICROCRAD_OK);
+    CHECK_SAME(a->grad, 1.0);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_OK);
+    CHECK_INT(value_backward_step(top), MICROCRAD_OK);
+    CHECK_INT(microcrad_last_status(), MICROCRAD_OK);
+    CHECK_INT(value_ref_count(top), UINT32_MAX);
+    __atomic_store_n(&top->ref_count, 1, __ATOMIC_RELAXED);
+    value_release(top);
+    value_release(a);
+}
+
 int main(void)
 {
     int64_t live_at_start = microcrad_live_values();
@@ -362,6 +403,7 @@ int main(void)
     test_custom();
     test_micrograd_readme();
     test_wide();
+    test_saturated_root();
     CHECK_INT(microcrad_live_values(), live_at_start);
     return check_summary();
 }
