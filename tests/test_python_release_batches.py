@@ -447,11 +447,22 @@ def test_every_live_values_and_trim_in_the_package_takes_the_pending_releases() 
     # must be exact: a copy that reads the library's count directly would count the
     # nodes of dropped Values as alive.
     import importlib
+    import importlib.machinery
+    import importlib.util
     import pkgutil
+
+    def is_python_module(name: str) -> bool:
+        # The C library sits in the package directory too (libmicrocrad.so), where the
+        # import system takes it for an extension module.
+        spec = importlib.util.find_spec(name)
+        return spec is not None and not str(spec.origin).endswith(
+            tuple(importlib.machinery.EXTENSION_SUFFIXES)
+        )
 
     modules = [microcrad] + [
         importlib.import_module(info.name)
         for info in pkgutil.walk_packages(microcrad.__path__, "microcrad.")
+        if is_python_module(info.name)
     ]
     readers = {
         (module.__name__, name): getattr(module, name)
