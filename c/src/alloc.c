@@ -15,9 +15,10 @@
  *
  * The pool's design, and what each part is for:
  *
- *   - Chunks of 1 MiB, aligned to 1 MiB and taken from the system with mmap. The first
- *     block of a chunk is its header, so the chunk of any block is its address with the
- *     low 20 bits cleared: a free needs no lookup.
+ *   - Chunks of 1 MiB, aligned to 1 MiB and taken from the system with mmap, their pages
+ *     mapped at once (see map_chunk). The first block of a chunk is its header, so the
+ *     chunk of any block is its address with the low 20 bits cleared: a free needs no
+ *     lookup.
  *   - Heaps. Each thread that makes nodes owns one heap: its chunks and, per chunk, a
  *     free list. Only the owner touches a chunk's free list, so allocating and freeing
  *     on one thread take no lock and no atomic read-modify-write.
@@ -405,6 +406,14 @@ static Chunk *map_chunk(Heap *h)
         munmap(raw, (size_t)(start - raw));
     if (start + CHUNK_BYTES < raw + 2 * CHUNK_BYTES)
         munmap(start + CHUNK_BYTES, (size_t)(raw + 2 * CHUNK_BYTES - (start + CHUNK_BYTES)));
+#if defined(MADV_POPULATE_WRITE)
+    /* A chunk is there to be filled: its pages are mapped now, in one call, instead of
+     * by one page fault each as nodes first touch them. W1 on fresh memory (bench.py,
+     * cold): build 54 -> 46 ns per node on the chain, 65 -> 58 on the 1M tree. The cost:
+     * a thread's first node commits the whole chunk (1 MiB) at once. Where the kernel
+     * lacks it (Linux before 5.14) the call fails and pages fault in as before. */
+    (void)madvise(start, CHUNK_BYTES, MADV_POPULATE_WRITE);
+#endif
     Chunk *c = (Chunk *)(void *)start;
     c->heap = h;
     c->free = NULL;
