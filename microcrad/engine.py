@@ -214,18 +214,16 @@ def _binary_op(
         if isinstance(other, Value):
             node = with_value(self._Value__node, other._Value__node)
         else:
-            # float and int (``x * 2``, ``x ** 2``) without a helper call; float_or_none
-            # takes every other kind of number.
+            # float and int (``x * 2``, ``x ** 2``) without a helper call (float() of an
+            # int beyond a double raises OverflowError); float_or_none takes every other
+            # kind of number.
             kind = type(other)
-            if kind is float:
-                number = other
-            elif kind is int:
-                number = float(other)  # OverflowError for an int beyond a double
-            else:
-                number = float_or_none(other)
-                if number is None:
-                    # mypy takes NotImplemented for a Value only in methods named __add__ ...
-                    return NotImplemented  # type: ignore[no-any-return]
+            number = (
+                other if kind is float else float(other) if kind is int else float_or_none(other)
+            )
+            if number is None:
+                # mypy takes NotImplemented for a Value only in methods named __add__ ...
+                return NotImplemented  # type: ignore[no-any-return]
             node = with_number(self._Value__node, number)
         if node is None:
             raise _last_failure()
@@ -235,14 +233,9 @@ def _binary_op(
 
     def reflected(self: Value, other: Scalar) -> Value:
         kind = type(other)
-        if kind is float:
-            number = other
-        elif kind is int:
-            number = float(other)
-        else:
-            number = float_or_none(other)
-            if number is None:
-                return NotImplemented  # type: ignore[no-any-return]
+        number = other if kind is float else float(other) if kind is int else float_or_none(other)
+        if number is None:
+            return NotImplemented  # type: ignore[no-any-return]
         node = number_with(number, self._Value__node)
         if node is None:
             raise _last_failure()

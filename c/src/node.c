@@ -47,6 +47,32 @@ static int drop_reference(Value *v)
     return __atomic_fetch_sub(&v->ref_count, 1, __ATOMIC_ACQ_REL) == 1;
 }
 
+/* The failure of making node `v` when the count of its operand retained[n_retained]
+ * is at its maximum: gives back the n_retained operands retained before it, frees `v`
+ * and records the error, naming that operand (1-based). */
+static Value *operand_overflow(const char *fn, Value *v, Value *const *retained,
+                              uint32_t n_retained)
+{
+    for (uint32_t i = 0; i < n_retained; i++)
+        drop_reference(retained[i]); /* cannot reach 0: the caller holds one */
+    mc_node_free(v);
+    mc_error(MICROCRAD_ERR_OVERFLOW, "%s: reference count of operand %u would overflow", fn,
+             (unsigned)n_retained + 1);
+    return NULL;
+}
+
+/* Everything of a new node but its operands and data: one reference (the creator's),
+ * LIVE, no marks. */
+static inline void set_header(Value *v, microcrad_op op, double param)
+{
+    v->grad = 0.0;
+    v->param = param;
+    COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
+    v->magic = MICROCRAD_MAGIC_LIVE;
+    v->op = (uint16_t)op;
+    v->flags = 0;
+}
+
 Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, uint32_t n,
                     Value *const *operands)
 {
@@ -60,22 +86,10 @@ Value *mc_node_make(const char *fn, microcrad_op op, double data, double param, 
         return NULL;
     }
     /* mc_node_alloc set n_prevs and prev (the operand slots, inline or an array). */
-    for (uint32_t i = 0; i < n; i++) {
-        if (!try_retain(operands[i])) {
-            while (i-- > 0)
-                drop_reference(operands[i]); /* cannot reach 0: the caller holds one */
-            mc_node_free(v);
-            mc_error(MICROCRAD_ERR_OVERFLOW, "%s: reference count of operand %u would overflow",
-                     fn, (unsigned)i + 1);
-            return NULL;
-        }
-    }
-    v->grad = 0.0;
-    v->param = param;
-    COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
-    v->magic = MICROCRAD_MAGIC_LIVE;
-    v->op = (uint16_t)op;
-    v->flags = 0;
+    for (uint32_t i = 0; i < n; i++)
+        if (!try_retain(operands[i]))
+            return operand_overflow(fn, v, operands, i);
+    set_header(v, op, param);
     if (n > 0)
         memcpy(v->prev, operands, n * sizeof *operands);
     const OpRule *rule = mc_rule((uint16_t)op);
@@ -114,18 +128,6 @@ Value *mc_node_new(const char *fn, microcrad_op op, double data, double param, u
     return mc_node_make(fn, op, data, param, n, operands);
 }
 
-/* The failure of mc_binary_new when operand `i`'s count is at its maximum: frees the
- * node `v`, gives back `retained` (an operand already retained, or NULL) and records
- * the error. */
-static Value *operand_overflow(const char *fn, Value *v, Value *retained, unsigned i)
-{
-    if (retained)
-        drop_reference(retained); /* cannot reach 0: the caller holds one */
-    mc_node_free(v);
-    mc_error(MICROCRAD_ERR_OVERFLOW, "%s: reference count of operand %u would overflow", fn, i);
-    return NULL;
-}
-
 /*
  * mc_node_new for a two-operand op: the path of nearly every node a program makes.
  * Anything out of the ordinary (a scope open, an operand that is not a live Value)
@@ -145,18 +147,13 @@ Value *mc_binary_new(const char *fn, microcrad_op op, Value *a, Value *b)
         mc_error(MICROCRAD_ERR_NOMEM, "%s: out of memory", fn);
         return NULL;
     }
-    if (!try_retain(a))
-        return operand_overflow(fn, v, NULL, 1);
-    if (!try_retain(b))
-        return operand_overflow(fn, v, a, 2);
     v->prev[0] = a;
     v->prev[1] = b;
-    v->grad = 0.0;
-    v->param = 0.0;
-    COUNT_STORE(v, 1, __ATOMIC_RELAXED); /* not yet seen by any other thread */
-    v->magic = MICROCRAD_MAGIC_LIVE;
-    v->op = (uint16_t)op;
-    v->flags = 0;
+    if (!try_retain(a))
+        return operand_overflow(fn, v, v->prev, 0);
+    if (!try_retain(b))
+        return operand_overflow(fn, v, v->prev, 1);
+    set_header(v, op, 0.0);
     v->data = mc_rule((uint16_t)op)->forward(v);
     return v;
 }

@@ -201,6 +201,7 @@ static void test_count_overflow(void)
     /* An op over b then a must not keep the reference it took to b. */
     Value *terms[2] = {b, a};
     CHECK(value_sum(2, terms) == NULL);
+    CHECK_CONTAINS(microcrad_last_error(), "value_sum: reference count of operand 2 would overflow");
     CHECK(value_add(b, a) == NULL);
     CHECK_CONTAINS(microcrad_last_error(), "value_add: reference count of operand 2 would overflow");
     CHECK(value_mul(a, b) == NULL);
