@@ -9,9 +9,12 @@ program stopped by an error, the Python line (from faulthandler's traceback).
 from __future__ import annotations
 
 import importlib.util
+import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,3 +106,69 @@ def test_the_verdict_line_says_in_the_program(tmp_path: Path) -> None:
     assert "1 in the program, 0 in microcrad" in text
     assert "[program] asan heap-buffer-overflow: WRITE of size 8" in text
     assert "at main /home/student/labs-workspace/lab11.c:39" in text
+
+
+# ---------------------------------------------------------------------------------------
+# The sanitizer runtime itself failing is told apart from a finding
+# ---------------------------------------------------------------------------------------
+
+# What LeakSanitizer writes when its tracer thread crashes during a leak check.
+RUNTIME_FATAL = """\
+Tracer caught signal 11: addr=0x0 pc=0x7f52474 sp=0x7f52352
+==42==LeakSanitizer has encountered a fatal error.
+==42==HINT: For debugging, try setting environment variable LSAN_OPTIONS=verbosity=1:log_threads=1
+==42==HINT: LeakSanitizer does not work under ptrace (strace, gdb, etc)
+"""
+
+
+def test_a_sanitizer_that_gave_up_is_named_and_fails_the_run(tmp_path: Path) -> None:
+    import io
+    [failure] = memcheck.parse_sanitizer_text(RUNTIME_FATAL, "log")
+    assert failure.kind == "runtime-failed" and not failure.is_leak and not failure.ours
+    assert failure.headline == ("LeakSanitizer has encountered a fatal error (Tracer caught "
+                                "signal 11: addr=0x0 pc=0x7f52474 sp=0x7f52352)")
+    (tmp_path / "asan.42").write_text(RUNTIME_FATAL)
+    verdict = memcheck.judge("asan", [-6], tmp_path)
+    assert verdict.sanitizer_gave_up and not verdict.passed
+    out = io.StringIO()
+    memcheck.print_verdict(verdict, ["pytest"], out)
+    text = out.getvalue()
+    assert "the sanitizer itself failed: LeakSanitizer has encountered a fatal error" in text
+    assert "0 errors and 0 leaks" in text
+    assert "FAILED (the command failed)" in text
+    # A command that passed with the same text in its log has not been stopped by it.
+    assert not memcheck.judge("asan", [0], tmp_path).sanitizer_gave_up
+
+
+def _stopped_by_the_runtime(tmp_path: Path, times: int) -> tuple[Path, Path]:
+    """A command that, its first `times` runs, writes the runtime's fatal error to its
+    ASan log and aborts, as a process whose leak check crashed does."""
+    runs = tmp_path / "runs"
+    script = tmp_path / "stopped.sh"
+    script.write_text(f"""#!/bin/bash
+echo run >> {runs}
+log_path=$(tr ':' '\\n' <<< "$ASAN_OPTIONS" | sed -n 's/^log_path=//p')
+if (( $(wc -l < {runs}) <= {times} )); then
+    cat > "$log_path.$$" <<'REPORT'
+{RUNTIME_FATAL}REPORT
+    kill -ABRT $$
+fi
+""")
+    script.chmod(0o755)
+    return script, runs
+
+
+@pytest.mark.parametrize("times, status", [(1, 0), (2, 1)])
+def test_a_command_stopped_by_the_sanitizer_runtime_runs_once_more(
+        tmp_path: Path, times: int, status: int) -> None:
+    script, runs = _stopped_by_the_runtime(tmp_path, times)
+    logs = tmp_path / "logs"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "memcheck.py"), "asan", "--no-build",
+         "--log-dir", str(logs), "--", str(script)],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert done.returncode == status, done.stdout
+    assert runs.read_text().count("run") == 2  # once more, and only once
+    assert "the command was stopped by the sanitizer runtime, not by a finding" in done.stdout
+    assert (logs / "rerun").is_dir()
+    assert ("memcheck asan: PASSED" in done.stdout) == (status == 0)

@@ -89,13 +89,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.tool == "valgrind":
         _write_proposed_suppressions(log_dir)
     verdict = judge(args.tool, statuses, log_dir)
+    retried = prepared is not None and verdict.sanitizer_gave_up
+    if retried:
+        # LeakSanitizer's check stops every thread from a tracer thread and scans
+        # memory; now and then the tracer itself crashes ("Tracer caught signal 11")
+        # and the runtime aborts the process, whatever the program did. That says
+        # nothing about the command, so it runs once more; a second failure fails.
+        first = verdict.runtime_failures[0]
+        rerun_dir = log_dir / "rerun"
+        rerun_dir.mkdir()
+        print(f"\nmemcheck: the command was stopped by the sanitizer runtime, not by a "
+              f"finding: {first.headline} (in {first.log}).\nmemcheck: running it once "
+              f"more, with its reports in {rerun_dir}", flush=True)
+        statuses = [run(args.tool, prepared, rerun_dir, leak_check=args.leak_check,
+                        track_origins=args.track_origins)]
+        verdict = judge(args.tool, statuses, rerun_dir)
     if prepared is not None and prepared.pytest and args.tool == "asan":
         pin_leaks(verdict, prepared)
     sys.stderr.flush()
     print_verdict(verdict, programs, sys.stdout)
     if args.json:
         args.json.write_text(json.dumps(verdict.to_json(), indent=2) + "\n")
-    if verdict.passed and not verdict.findings and not keep_logs:
+    if retried:
+        print(f"memcheck: the first run's reports, with the sanitizer's failure, are kept "
+              f"in {log_dir}")
+    if verdict.passed and not verdict.findings and not keep_logs and not retried:
         shutil.rmtree(log_dir, ignore_errors=True)
     return 0 if verdict.passed else 1
 

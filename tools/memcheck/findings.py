@@ -123,10 +123,18 @@ class Finding:
 # Parsing sanitizer text reports (ASan, LSan, UBSan, TSan)
 # ---------------------------------------------------------------------------------
 
+# The kind of a finding that says the sanitizer runtime itself failed, not the program.
+RUNTIME_FAILED = "runtime-failed"
+
 _ASAN_ERROR = re.compile(r"==\d+==ERROR: AddressSanitizer: (?:attempting )?([\w-]+)(.*)$")
 _ASAN_ACCESS = re.compile(r"^((?:READ|WRITE) of size \d+) at ")
 # The sanitizer runtime itself gave up (an internal consistency check failed).
 _RUNTIME_CHECK = re.compile(r"(AddressSanitizer|ThreadSanitizer|LeakSanitizer): CHECK failed: (.*)$")
+# The runtime could not go on: LeakSanitizer's tracer thread, which stops every other
+# thread and scans memory, crashed ("Tracer caught signal 11: ...", printed first) or
+# could not stop the threads. Nothing is known about the program then.
+_RUNTIME_FATAL = re.compile(r"==\d+==(\w+Sanitizer) has encountered a fatal error")
+_TRACER_SIGNAL = re.compile(r"^Tracer caught signal \d+.*$")
 _LSAN_START = re.compile(r"==\d+==ERROR: LeakSanitizer: detected memory leaks")
 _LEAK_BLOCK = re.compile(
     r"^(Direct|Indirect) leak of (\d+) byte\(s\) in (\d+) object\(s\) allocated from:"
@@ -151,6 +159,7 @@ def parse_sanitizer_text(text: str, log: str) -> list[Finding]:
     lines: list[str] = []
     in_stack = False
     in_leak_report = False
+    tracer_signal = ""  # the "Tracer caught signal" line before a fatal error
 
     def finish() -> None:
         nonlocal current, lines
@@ -180,6 +189,15 @@ def parse_sanitizer_text(text: str, log: str) -> list[Finding]:
             in_leak_report = False
             tool = "tsan" if match.group(1) == "ThreadSanitizer" else "asan"
             start(Finding(tool, "runtime-check-failed", match.group(2), [], "", log), line)
+        elif match := _TRACER_SIGNAL.match(line):
+            tracer_signal = match.group(0).strip()
+        elif match := _RUNTIME_FATAL.search(line):
+            in_leak_report = False
+            headline = f"{match.group(1)} has encountered a fatal error"
+            if tracer_signal:
+                headline += f" ({tracer_signal})"
+            tool = "tsan" if match.group(1) == "ThreadSanitizer" else "asan"
+            start(Finding(tool, RUNTIME_FAILED, headline, [], "", log), line)
         elif _LSAN_START.search(line):
             finish()
             in_leak_report = True

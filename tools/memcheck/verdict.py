@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
-from .findings import Finding, attribute, collect_findings, valgrind_suppressions
+from .findings import RUNTIME_FAILED, Finding, attribute, collect_findings, valgrind_suppressions
 from .launch import Command, run
 
 @dataclasses.dataclass
@@ -20,6 +20,17 @@ class Verdict:
     @property
     def ours(self) -> list[Finding]:
         return [f for f in self.findings if f.ours]
+
+    @property
+    def runtime_failures(self) -> list[Finding]:
+        """Reports of the sanitizer runtime itself giving up (not about the program)."""
+        return [f for f in self.findings if f.kind == RUNTIME_FAILED]
+
+    @property
+    def sanitizer_gave_up(self) -> bool:
+        """Whether the command failed only because the sanitizer runtime did: it
+        stopped the command with nothing found in the program or microcrad."""
+        return self.command_failed and bool(self.runtime_failures) and not self.ours
 
     @property
     def command_failed(self) -> bool:
@@ -50,14 +61,17 @@ def _plural(n: int, word: str) -> str:
 def print_verdict(verdict: Verdict, programs: Sequence[str], out: IO[str],
                   full_reports: int = 3, elsewhere_lines: int = 8) -> None:
     """A short summary, then the full text of the first few reports against microcrad."""
-    errors = [f for f in verdict.findings if not f.is_leak]
+    failures = verdict.runtime_failures
+    errors = [f for f in verdict.findings if not f.is_leak and f not in failures]
     leaks = [f for f in verdict.findings if f.is_leak]
     ours = verdict.ours
-    elsewhere = [f for f in verdict.findings if not f.ours]
+    elsewhere = [f for f in verdict.findings if not f.ours and f not in failures]
     print(f"\n===== memcheck {verdict.tool}: verdict =====", file=out)
     for program, status in zip(programs, verdict.statuses):
         how = f"killed by signal {-status}" if status < 0 else f"exit status {status}"
         print(f"command {how}: {program}", file=out)
+    for failure in failures:
+        print(f"the sanitizer itself failed: {failure.headline} (in {failure.log})", file=out)
     in_program = [f for f in ours if f.owner == "program"]
     print(f"{_plural(len(errors), 'error')} and {_plural(len(leaks), 'leak')}: "
           f"{len(in_program)} in the program, {len(ours) - len(in_program)} in microcrad, "
