@@ -43,13 +43,14 @@ an ASan or UBSan error aborts the command (SIGABRT), leaks and races are
 judged from the reports alone.
 
 The sanitizer runtime can itself fail: LeakSanitizer's check stops every thread
-from a tracer thread, and now and then that thread crashes ("Tracer caught signal
-11", then "LeakSanitizer has encountered a fatal error") and the runtime aborts
-the process whatever the program did. The verdict names such a failure apart from
-the findings ("the sanitizer itself failed: ..."). A single command (not --each)
-stopped that way, with nothing found against the program or microcrad, runs once
-more, its reports in <log dir>/rerun; the verdict is the second run's, and a
-second failure fails.
+from a tracer thread, which can crash ("Tracer caught signal 11", then
+"LeakSanitizer has encountered a fatal error"); the runtime then aborts the process
+whatever the program did. Its known cause with gcc up to 13, a misread thread-local
+block, is switched off (intercept_tls_get_addr=0, see launch.py). The verdict names
+such a failure apart from the findings ("the sanitizer itself failed: ..."). A
+single command (not --each) stopped that way, with nothing found against the
+program or microcrad, runs once more, its reports in <log dir>/rerun; the verdict
+is the second run's, and a second failure fails.
 
 The package (tools/memcheck/): paths (where things are), attribution (whose code a
 stack frame is), findings (parsing the reports), build (the CMake presets), launch

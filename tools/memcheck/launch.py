@@ -132,11 +132,21 @@ def environment(tool: str, command: Command, log_dir: Path,
     # but a leak report at exit no longer replaces the command's exit status, so a
     # failing test run stays failing and a third-party leak does not fail a passing
     # run by itself. Leaks are judged from the logs.
+    #
+    # intercept_tls_get_addr=0: up to gcc 13 (and LLVM 16) the runtime's __tls_get_addr
+    # interceptor takes a dynamic TLS block whose address is 16 bytes past a page
+    # boundary for one with a pre-2.25 glibc header, and reads the two words before it
+    # as a range to scan; LeakSanitizer's tracer then crashes on that range ("Tracer
+    # caught signal 11") and the runtime aborts. Whether a block lands there depends
+    # on the malloc layout, so on the paths and environment: one machine never sees
+    # it, another every run. Python loads many libraries with dynamic TLS (numpy,
+    # PyTorch). microcrad's own thread-locals use the initial-exec model, so their
+    # pointers are still scanned as static TLS.
     suppressions = SUPPRESSIONS / "lsan.supp"
     env["ASAN_OPTIONS"] = _options(
         log_path=log_dir / "asan", exitcode=0, abort_on_error=1, detect_leaks=1,
         halt_on_error=1, check_initialization_order=1,
-        detect_stack_use_after_return=1, disable_coredump=1)
+        detect_stack_use_after_return=1, disable_coredump=1, intercept_tls_get_addr=0)
     env["LSAN_OPTIONS"] = _options(suppressions=suppressions, print_suppressions=0)
     # With gcc, UBSan in an ASan build is a separate runtime that ignores log_path:
     # its reports go to stderr, which memcheck copies into the log directory.
