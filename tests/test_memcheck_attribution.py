@@ -4,11 +4,15 @@ A finding is attributed to the first stack frame outside the sanitizer runtime a
 outside libmicrocrad: a student's bug reported with the student's line and as "in
 the program", a bug that is the library's alone as "in microcrad", and for a Python
 program stopped by an error, the Python line (from faulthandler's traceback).
+When the sanitizer runtime itself gives up, nobody is blamed: the verdict says so
+apart from the findings and the command runs once more; and the known cause of that
+with gcc 12 (a misread thread-local block) is switched off.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -151,6 +155,9 @@ log_path=$(tr ':' '\\n' <<< "$ASAN_OPTIONS" | sed -n 's/^log_path=//p')
 if (( $(wc -l < {runs}) <= {times} )); then
     cat > "$log_path.$$" <<'REPORT'
 {RUNTIME_FATAL}REPORT
+    # What faulthandler prints when the runtime aborts a Python program.
+    printf 'Fatal Python error: Aborted\n\nCurrent thread 0x7f (most recent call first):\n' >&2
+    printf '  File "{tmp_path}/check.py", line 149 in check\n' >&2
     kill -ABRT $$
 fi
 """)
@@ -172,3 +179,75 @@ def test_a_command_stopped_by_the_sanitizer_runtime_runs_once_more(
     assert "the command was stopped by the sanitizer runtime, not by a finding" in done.stdout
     assert (logs / "rerun").is_dir()
     assert ("memcheck asan: PASSED" in done.stdout) == (status == 0)
+
+
+# A library loaded at run time (as ctypes loads libmicrocrad) with a thread-local
+# variable; place_and_touch() makes the allocator's next 32-byte chunk start 16 bytes
+# past a page boundary, then touches the variable for the first time on this thread,
+# so that glibc allocates the thread's block of it there.
+THREAD_LOCAL_LIBRARY = """\
+#include <stdint.h>
+#include <stdlib.h>
+__thread char block[32];
+void *kept[1 << 16]; /* every chunk stays reachable: no leak */
+void *place_and_touch(void) {
+    uintptr_t p;
+    int n = 0;
+    do {
+        kept[n++] = (void *)(p = (uintptr_t)malloc(32));
+    } while ((p + 48) % 4096 != 16 && n < (1 << 16));
+    return block;
+}
+"""
+
+LEAK_CHECK_WITH_THE_BLOCK_PLACED = """\
+import ctypes, sys
+library = ctypes.CDLL(sys.argv[1])
+library.place_and_touch.restype = ctypes.c_void_p
+print("block placed" if library.place_and_touch() % 4096 == 16 else "block missed", flush=True)
+ctypes.CDLL(None).__lsan_do_recoverable_leak_check()
+print("the leak check went through", flush=True)
+"""
+
+
+def _gcc_major() -> int:
+    done = subprocess.run(["gcc", "-dumpversion"], stdout=subprocess.PIPE, text=True)
+    return int(done.stdout.split(".")[0]) if done.returncode == 0 else 0
+
+
+@pytest.mark.skipif(_gcc_major() == 0, reason="no gcc")
+def test_a_thread_local_block_16_bytes_past_a_page_does_not_stop_the_leak_check(
+        tmp_path: Path) -> None:
+    """Up to gcc 13, the __tls_get_addr interceptor reads such a block as one with a
+    pre-2.25 glibc header and LeakSanitizer's tracer crashes scanning the range it
+    makes up; where blocks land depends on the malloc layout, so this stopped the
+    Python suite's first leak check on one machine and never on another."""
+    source = tmp_path / "thread_local.c"
+    source.write_text(THREAD_LOCAL_LIBRARY)
+    library = tmp_path / "libthread_local.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-O1", "-o", str(library), str(source)],
+                   check=True)
+    script = tmp_path / "leak_check.py"
+    script.write_text(LEAK_CHECK_WITH_THE_BLOCK_PLACED)
+    command = [sys.executable, str(script), str(library)]
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "memcheck.py"), "asan", "--no-build",
+         "--log-dir", str(tmp_path / "logs"), "--", *command],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert "block placed" in done.stdout, done.stdout
+    assert "the leak check went through" in done.stdout, done.stdout
+    assert "the sanitizer itself failed" not in done.stdout
+    assert done.returncode == 0, done.stdout
+
+    # The same program under the runtime's own defaults: the case memcheck avoids.
+    env = {k: v for k, v in os.environ.items() if not k.endswith("SAN_OPTIONS")}
+    asan = subprocess.run(["gcc", "-print-file-name=libasan.so"], stdout=subprocess.PIPE,
+                          text=True, check=True).stdout.strip()
+    env.update(LD_PRELOAD=asan, PYTHONMALLOC="malloc", ASAN_OPTIONS="detect_leaks=1")
+    plain = subprocess.run(command, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=120)
+    assert "block placed" in plain.stdout, plain.stdout
+    if _gcc_major() <= 13:
+        assert "Tracer caught signal" in plain.stdout, plain.stdout
+        assert "the leak check went through" not in plain.stdout

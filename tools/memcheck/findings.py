@@ -56,7 +56,9 @@ class Finding:
     @property
     def ours(self) -> bool:
         """Whether the finding counts against the run: a frame of it is in the library
-        or in the program being checked."""
+        or in the program being checked (never for the runtime's own failure)."""
+        if self.kind == RUNTIME_FAILED:
+            return False
         return (self.in_microcrad or self.in_program or self.in_library) and not self.at_shutdown
 
     @property
@@ -67,6 +69,8 @@ class Finding:
         "elsewhere" when it does not count."""
         if self.at_shutdown:
             return "at shutdown"
+        if self.kind == RUNTIME_FAILED:
+            return "the sanitizer"
         if self.in_program:
             return "program"
         if self.in_library or self.in_microcrad:
@@ -327,7 +331,7 @@ def collect_findings(log_dir: Path) -> list[Finding]:
     python_line = python_line_at_fault(log_dir)
     if python_line:
         for finding in findings:
-            if not finding.is_leak:
+            if not finding.is_leak and finding.kind != RUNTIME_FAILED:
                 finding.python_line = python_line
 
     merged: dict[tuple[str, str, tuple[str, ...]], Finding] = {}
