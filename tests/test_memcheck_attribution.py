@@ -12,11 +12,13 @@ with gcc 12 (a misread thread-local block) is switched off.
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -100,13 +102,18 @@ def test_without_program_frames_a_library_finding_is_microcrads_and_shows_the_py
     assert "/home/student/lab7.py:29" in finding.culprit()
 
 
-def test_the_verdict_line_says_in_the_program(tmp_path: Path) -> None:
-    import io
-    (tmp_path / "asan.1").write_text(LIBRARY_WRITE_FROM_PROGRAM)
-    verdict = memcheck.judge("asan", [-6], tmp_path)
+def _judged(log_dir: Path, report: str, status: int) -> tuple[Any, str]:
+    """The verdict on a run that exited with `status` and left `report` in its ASan
+    log, and the verdict as printed."""
+    (log_dir / "asan.1").write_text(report)
+    verdict = memcheck.judge("asan", [status], log_dir)
     out = io.StringIO()
-    memcheck.print_verdict(verdict, ["lab11"], out)
-    text = out.getvalue()
+    memcheck.print_verdict(verdict, ["program"], out)
+    return verdict, out.getvalue()
+
+
+def test_the_verdict_line_says_in_the_program(tmp_path: Path) -> None:
+    _, text = _judged(tmp_path, LIBRARY_WRITE_FROM_PROGRAM, -6)
     assert "1 in the program, 0 in microcrad" in text
     assert "[program] asan heap-buffer-overflow: WRITE of size 8" in text
     assert "at main /home/student/labs-workspace/lab11.c:39" in text
@@ -126,17 +133,12 @@ Tracer caught signal 11: addr=0x0 pc=0x7f52474 sp=0x7f52352
 
 
 def test_a_sanitizer_that_gave_up_is_named_and_fails_the_run(tmp_path: Path) -> None:
-    import io
     [failure] = memcheck.parse_sanitizer_text(RUNTIME_FATAL, "log")
     assert failure.kind == "runtime-failed" and not failure.is_leak and not failure.ours
     assert failure.headline == ("LeakSanitizer has encountered a fatal error (Tracer caught "
                                 "signal 11: addr=0x0 pc=0x7f52474 sp=0x7f52352)")
-    (tmp_path / "asan.42").write_text(RUNTIME_FATAL)
-    verdict = memcheck.judge("asan", [-6], tmp_path)
+    verdict, text = _judged(tmp_path, RUNTIME_FATAL, -6)
     assert verdict.sanitizer_gave_up and not verdict.passed
-    out = io.StringIO()
-    memcheck.print_verdict(verdict, ["pytest"], out)
-    text = out.getvalue()
     assert "the sanitizer itself failed: LeakSanitizer has encountered a fatal error" in text
     assert "0 errors and 0 leaks" in text
     assert "FAILED (the command failed)" in text
