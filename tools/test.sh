@@ -36,7 +36,7 @@ for arg in "$@"; do
 done
 
 started=$SECONDS
-stage() { printf '\n===== %s =====\n' "$*"; }
+stage() { printf '\n===== %s (at %d s) =====\n' "$*" "$((SECONDS - started))"; }
 
 jobs=$(nproc 2>/dev/null || echo 2)
 export CMAKE_BUILD_PARALLEL_LEVEL=$jobs
@@ -154,4 +154,4 @@ fi
 # The editable install makes `python -m pytest` from the root work as well.
 .venv/bin/pytest "${pytest_args[@]}"
 
-stage "all tests passed in $((SECONDS - started)) s"
+printf '\n===== all tests passed in %d s =====\n' "$((SECONDS - started))"
