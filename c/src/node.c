@@ -281,9 +281,9 @@ void mc_release_fresh(Value *v)
 }
 
 /*
- * Batched releases: each entry exactly as value_release treats it, through
- * value_release itself (which keeps this function independent of how a single
- * release is done), except that a bad entry is reported under this function's name.
+ * Batched releases: each entry exactly as value_release treats it (NULL skipped, a bad
+ * entry reported and left alone, a count reaching zero frees the node), except that a
+ * bad entry is reported under this function's name. Each entry is checked once.
  */
 int value_release_many(int32_t n, Value *const *nodes)
 {
@@ -296,14 +296,17 @@ int value_release_many(int32_t n, Value *const *nodes)
     int status = MICROCRAD_OK;
     for (int32_t i = 0; i < n; i++) {
         Value *v = nodes[i];
-        if (v && !mc_is_live(v, MC_MAGIC_VALUE)) {
+        if (!v)
+            continue;
+        if (!mc_is_live(v, MC_MAGIC_VALUE)) {
             /* Left alone, as value_release would; the rest are still the caller's
              * references to give back. The first bad entry is the one reported. */
             if (status == MICROCRAD_OK)
                 status = mc_check_failed(v, MC_KIND_VALUE, "value_release_many", 2, "nodes", i);
             continue;
         }
-        value_release(v);
+        if (drop_reference(v))
+            free_unreferenced(v);
     }
     return status;
 }
